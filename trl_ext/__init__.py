@@ -1,0 +1,14 @@
+"""trl_ext: GRPO for generators TRL does not cover, built on TRL's own trainer seams."""
+
+import os
+
+# TRL sends telemetry on import unless told not to; training clusters are often offline.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+__version__ = "0.1.0.dev0"
+
+from .generation import MaskedDiffusionSampler  # noqa: E402
+from .models import MaskedDiffusionAdapter  # noqa: E402
+from .trainers import CoupledGRPOConfig, CoupledGRPOTrainer  # noqa: E402
+
+__all__ = ["CoupledGRPOConfig", "CoupledGRPOTrainer", "MaskedDiffusionAdapter", "MaskedDiffusionSampler"]

@@ -1,0 +1,181 @@
+"""
+Tiny, seeded, random-weight models and a local tokenizer for tests, demos and CI.
+
+Nothing here touches the Hugging Face Hub: the tokenizer is a byte-level BPE without merges built in memory (every
+UTF-8 string round-trips), and the models are built from configs. [`save_tiny_model`] writes a model and its
+tokenizer to a folder so that code paths which reload by name (TRL's reference model, `from_pretrained`) work.
+
+Example:
+
+```python
+>>> from trl_ext.testing import make_tokenizer, make_tiny_dream_lm
+>>> tokenizer = make_tokenizer()
+>>> model = make_tiny_dream_lm(tokenizer)
+>>> model.config.diffusion_type, model.config.mask_token_id == tokenizer.mask_token_id
+('dream', True)
+```
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+PAD_TOKEN = "<|endoftext|>"
+IM_START = "<|im_start|>"
+EOS_TOKEN = "<|im_end|>"
+MASK_TOKEN = "<|mask|>"
+
+# A Qwen-style chat template, so tiny models see prompts formatted like DiffuCoder/Dream's.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _byte_alphabet() -> dict[str, int]:
+    # GPT-2's reversible byte -> printable-character map: printable bytes map to themselves, the others are shifted
+    # above 255, so a byte-level BPE can hold every byte as one token.
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = {}
+    shift = 0
+    for byte in range(256):
+        if byte in printable:
+            chars[byte] = chr(byte)
+        else:
+            chars[byte] = chr(256 + shift)
+            shift += 1
+    return {chars[b]: b for b in range(256)}
+
+
+def make_tokenizer(with_mask_token: bool = True) -> PreTrainedTokenizerFast:
+    """
+    Build a byte-level tokenizer (256 byte tokens + special tokens) with a Qwen-style chat template.
+
+    Args:
+        with_mask_token (`bool`, *optional*, defaults to `True`):
+            Whether to add the `<|mask|>` token that masked-diffusion models need.
+
+    Returns:
+        [`~transformers.PreTrainedTokenizerFast`]: left-padding tokenizer; eos is `<|im_end|>`, pad is
+        `<|endoftext|>`.
+    """
+    backend = Tokenizer(models.BPE(vocab=_byte_alphabet(), merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    backend.decoder = decoders.ByteLevel()
+    specials = [PAD_TOKEN, IM_START, EOS_TOKEN] + ([MASK_TOKEN] if with_mask_token else [])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        additional_special_tokens=specials,
+        padding_side="left",
+        truncation_side="left",
+    )
+    if with_mask_token:
+        tokenizer.mask_token = MASK_TOKEN
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _tiny_qwen2_config(tokenizer, hidden_size: int, num_layers: int) -> Qwen2Config:
+    return Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+
+
+def _finish(model: PreTrainedModel, tokenizer) -> PreTrainedModel:
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.bos_token_id = None
+    return model.eval()
+
+
+def make_tiny_causal_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
+    """A tiny autoregressive Qwen2 (an ordinary causal LM, *not* a diffusion LM)."""
+    torch.manual_seed(seed)
+    return _finish(Qwen2ForCausalLM(_tiny_qwen2_config(tokenizer, hidden_size, num_layers)), tokenizer)
+
+
+def make_tiny_dream_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
+    """
+    A tiny Dream/DiffuCoder-style masked-diffusion LM: a Qwen2 run with bidirectional attention whose logits are
+    shifted by one (the logit at position `i - 1` scores token `i`). The config records `diffusion_type="dream"` and
+    the mask token id, so the model is recognised again after `save_pretrained` / `from_pretrained`.
+    """
+    if tokenizer.mask_token_id is None:
+        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
+    torch.manual_seed(seed)
+    config = _tiny_qwen2_config(tokenizer, hidden_size, num_layers)
+    config.diffusion_type = "dream"
+    config.mask_token_id = tokenizer.mask_token_id
+    return _finish(Qwen2ForCausalLM(config), tokenizer)
+
+
+def make_tiny_llada_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> LlamaForCausalLM:
+    """A tiny LLaDA-style masked-diffusion LM: a Llama run bidirectionally, logits *not* shifted."""
+    if tokenizer.mask_token_id is None:
+        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    config.diffusion_type = "llada"
+    config.mask_token_id = tokenizer.mask_token_id
+    return _finish(LlamaForCausalLM(config), tokenizer)
+
+
+def save_tiny_model(model: PreTrainedModel, tokenizer, path: str | os.PathLike) -> str:
+    """Save `model` and `tokenizer` to `path` (so loaders that take a name or folder work) and return the path."""
+    path = os.fspath(path)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def target_fraction_reward(targets: str = "a"):
+    """
+    A simple learnable reward for tests and demos: the fraction of the completion's characters that are in `targets`.
+    Returns a TRL reward function (`prompts`, `completions`, `**kwargs`) -> `list[float]`.
+    """
+    allowed = set(targets)
+
+    def reward(prompts, completions, **kwargs) -> list[float]:
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [sum(ch in allowed for ch in text) / max(len(text), 1) for text in texts]
+
+    reward.__name__ = "fraction_in_target" if len(targets) > 1 else f"fraction_of_{targets}"
+    return reward

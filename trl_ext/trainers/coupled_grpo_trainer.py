@@ -1,0 +1,282 @@
+"""Coupled-GRPO: GRPO for masked-diffusion language models (DiffuCoder, arXiv 2506.20639)."""
+
+from __future__ import annotations
+
+import torch
+from accelerate.utils import gather
+from trl import GRPOTrainer
+from trl.extras.profiling import profiling_context
+from trl.models import unwrap_model_for_generation
+from trl.trainer.utils import pad
+
+from ..generation.masked_diffusion import MaskedDiffusionSampler
+from ..model_card import write_model_card
+from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
+from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
+from .coupled_grpo_config import CoupledGRPOConfig
+
+_PLAN_KEYS = ("coupled_masks", "coupled_coef", "coupled_prompt_masks")
+
+CITATION = """\
+@article{gong2025diffucoder,
+  title   = {{DiffuCoder: Understanding and Improving Masked Diffusion Models for Code Generation}},
+  author  = {Shansan Gong and Ruixiang Zhang and Huangjie Zheng and Jiatao Gu and Navdeep Jaitly and Lingpeng Kong and Yizhe Zhang},
+  journal = {arXiv preprint arXiv:2506.20639},
+  year    = {2025}
+}"""
+
+
+class CoupledGRPOTrainer(GRPOTrainer):
+    """
+    GRPO for masked-diffusion LMs (Dream, DiffuCoder, LLaDA) with coupled-sampling log-likelihood estimates.
+
+    Three of TRL's seams change; everything else (reward functions, advantages, the clipped loss, KL, logging, PEFT,
+    checkpoints, accelerate/DeepSpeed) is TRL's own:
+
+    - `_generate_single_turn`: rollouts come from a [`~trl_ext.generation.MaskedDiffusionSampler`] instead of
+      `generate`; AR-ness and tokens per forward are logged.
+    - `_get_per_token_logps_and_entropies`: per-token log-probabilities are replaced by the masked estimate of
+      [`~trl_ext.trainers.coupled_estimator`], computed in one batched forward that projects only scored positions.
+    - `_generate_and_score_completions` / `_compute_loss`: each rollout row carries its masks (one plan per PPO
+      iteration, drawn from a private generator), so TRL's shuffle and split keep them aligned; old and reference
+      estimates are computed once per rollout and iteration with the very masks the policy is scored with.
+
+    Example:
+
+    ```python
+    from datasets import Dataset
+    from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
+    from trl_ext.testing import make_tokenizer, make_tiny_dream_lm, target_fraction_reward
+
+    tokenizer = make_tokenizer()
+    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": "say a"}]] * 8})
+    args = CoupledGRPOConfig("out", max_completion_length=8, num_generations=4, per_device_train_batch_size=4,
+                             max_steps=2, bf16=False, report_to="none")
+    trainer = CoupledGRPOTrainer(make_tiny_dream_lm(tokenizer), target_fraction_reward("a"), args=args,
+                                 train_dataset=dataset, processing_class=tokenizer)
+    trainer.train()
+    ```
+    """
+
+    _tag_names = ["trl", "trl_ext", "coupled-grpo", "diffusion-lm"]
+    _name = "Coupled-GRPO"
+    _paper = {"title": "DiffuCoder: Understanding and Improving Masked Diffusion Models for Code Generation",
+              "id": "2506.20639", "citation": CITATION}
+
+    def __init__(self, model, reward_funcs=None, args: CoupledGRPOConfig | None = None, *pargs, **kwargs):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = CoupledGRPOConfig(f"{str(name).split('/')[-1]}-CoupledGRPO")
+        elif not isinstance(args, CoupledGRPOConfig):
+            raise TypeError(
+                f"`args` must be a `CoupledGRPOConfig`, got `{type(args).__name__}`: the diffusion sampler and the "
+                "likelihood estimator are configured there."
+            )
+        if not isinstance(model, str):
+            # Fail before TRL builds a reference model from the policy.
+            MaskedDiffusionAdapter.from_model(model, kwargs.get("processing_class"), args.mask_token_id, args.diffusion_type)
+        super().__init__(model, reward_funcs, args, *pargs, **kwargs)
+        self.diffusion_adapter = MaskedDiffusionAdapter.from_model(
+            self.model, self._tokenizer, args.mask_token_id, args.diffusion_type
+        )
+        add_diffusion_scoring(self.model, self.diffusion_adapter)
+        if self.ref_model is not None:
+            add_diffusion_scoring(self.ref_model, self.diffusion_adapter)
+        self.sampler = MaskedDiffusionSampler(
+            self.diffusion_adapter,
+            max_new_tokens=args.max_completion_length,
+            steps=args.diffusion_steps,
+            alg=args.diffusion_alg,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k or None,
+            alg_temp=args.diffusion_alg_temp,
+            eps=args.diffusion_eps,
+            block_length=args.block_length,
+            confidence_threshold=args.confidence_threshold,
+            eos_token_ids=self.eos_token_ids,
+            pad_token_id=self._tokenizer.pad_token_id,
+        )
+        # Private RNGs: reproducible per process, and never touching the global RNG the data order depends on.
+        seed = args.seed + 1009 * self.accelerator.process_index
+        self._sample_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed)
+        self._mask_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed + 1)
+        self._rollout_plans: list[MaskPlan] | None = None
+        self._loss_plan: MaskPlan | None = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Rollouts
+    # ------------------------------------------------------------------------------------------------------------
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if images is not None or multimodal_fields:
+            raise ValueError("CoupledGRPOTrainer trains text-only masked-diffusion LMs; the batch carries images.")
+        device = self.accelerator.device
+        mode = "train" if self.model.training else "eval"
+        prompts = [torch.tensor(ids) for ids in prompt_ids]
+        padded = pad(prompts, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device)
+        mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left").to(device)
+        with (
+            profiling_context(self, "diffusion.sample"),
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped_model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+            self.accelerator.autocast(),
+        ):
+            out = self.sampler.sample(unwrapped_model, padded, mask, generator=self._sample_generator)
+        stats = torch.tensor(
+            [out.ar_ness.mean().item(), out.tokens_per_forward, float(out.num_forwards)], device=device
+        )
+        stats = gather(stats[None]).mean(0).tolist()
+        self._metrics[mode]["diffusion/ar_ness"].append(stats[0])
+        self._metrics[mode]["diffusion/tokens_per_forward"].append(stats[1])
+        self._metrics[mode]["diffusion/num_forwards"].append(stats[2])
+        completion_ids = [
+            ids[m.bool()].tolist() for ids, m in zip(out.completion_ids.cpu(), out.completion_mask.cpu(), strict=True)
+        ]
+        return completion_ids, None
+
+    def _generate_and_score_completions(self, inputs):
+        self._rollout_plans = None  # drawn lazily by the first estimate TRL asks for (old or reference)
+        output = super()._generate_and_score_completions(inputs)
+        if self._rollout_plans is None:
+            self._rollout_plans = self._draw_plans(
+                output["prompt_mask"], output["completion_mask"], self._num_plans()
+            )
+        plans, self._rollout_plans = self._rollout_plans, None
+        output["coupled_masks"] = torch.stack([p.completion_masks for p in plans], 1)
+        output["coupled_coef"] = torch.stack([p.coef for p in plans], 1)
+        if plans[0].prompt_masks is not None:
+            output["coupled_prompt_masks"] = torch.stack([p.prompt_masks for p in plans], 1)
+        if self.args.advantage_baseline == "leave_one_out":
+            # r_i - mean_{j != i} r_j = G / (G - 1) * (r_i - mean_j r_j)
+            generations = self.num_generations if self.model.training else self.num_generations_eval
+            output["advantages"] = output["advantages"] * generations / (generations - 1)
+        return output
+
+    def _num_plans(self) -> int:
+        return self.num_iterations if self.model.training else 1
+
+    def _draw_plans(self, prompt_mask, completion_mask, count) -> list[MaskPlan]:
+        return [
+            draw_mask_plan(
+                completion_mask,
+                self.args.likelihood_estimator,
+                self.args.mask_t_min,
+                self.args.mask_t_max,
+                generator=self._mask_generator,
+                prompt_mask=prompt_mask,
+                prompt_mask_prob=self.args.d1_prompt_mask_prob,
+            )
+            for _ in range(count)
+        ]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Likelihood estimates
+    # ------------------------------------------------------------------------------------------------------------
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **multimodal_inputs,
+    ):
+        """
+        The masked estimate of each completion token's log-likelihood, `(B, T)` inside the loss (with the plan of the
+        current PPO iteration) and `(B, num_iterations, T)` when TRL asks for old or reference values at rollout time
+        (one slice per iteration's plan, so the ratio always compares estimates under the same masks).
+        """
+        prompt_ids, completion_ids = input_ids[:, :-logits_to_keep], input_ids[:, -logits_to_keep:]
+        prompt_mask, completion_mask = attention_mask[:, :-logits_to_keep], attention_mask[:, -logits_to_keep:]
+        if self._loss_plan is not None:
+            plans, stacked = [self._loss_plan], False
+        else:
+            if self._rollout_plans is None:
+                self._rollout_plans = self._draw_plans(prompt_mask, completion_mask, self._num_plans())
+            plans, stacked = self._rollout_plans, True
+
+        def score(ids, mask, rows, positions, targets):
+            with self.accelerator.autocast():
+                out = model(input_ids=ids, attention_mask=mask, score_request=(rows, positions, targets))
+            return out["logps"], out["entropies"]
+
+        chunk = batch_size or input_ids.size(0)
+        estimates, entropies = [], []
+        for plan in plans:
+            parts = [
+                estimate_log_likelihood(
+                    score,
+                    prompt_ids[start : start + chunk],
+                    prompt_mask[start : start + chunk],
+                    completion_ids[start : start + chunk],
+                    completion_mask[start : start + chunk],
+                    plan[start : start + chunk],
+                    self.diffusion_adapter.mask_token_id,
+                )
+                for start in range(0, input_ids.size(0), chunk)
+            ]
+            estimates.append(torch.cat([p[0] for p in parts]))
+            entropies.append(torch.cat([p[1] for p in parts]))
+        if stacked:
+            return torch.stack(estimates, 1), torch.stack(entropies, 1) if compute_entropy else None, None
+        return estimates[0], entropies[0] if compute_entropy else None, None
+
+    def _iteration_index(self) -> int:
+        if not self.model.training:
+            return 0
+        return (self._step // self.args.steps_per_generation) % self.num_iterations
+
+    def _compute_loss(self, model, inputs):
+        iteration = self._iteration_index()
+        inputs = dict(inputs)
+        prompt_masks = inputs.get("coupled_prompt_masks")
+        self._loss_plan = MaskPlan(
+            inputs["coupled_masks"][:, iteration],
+            inputs["coupled_coef"][:, iteration],
+            None if prompt_masks is None else prompt_masks[:, iteration],
+        )
+        for key in ("old_per_token_logps", "ref_per_token_logps"):
+            if inputs.get(key) is not None:
+                inputs[key] = inputs[key][:, iteration]
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            self._loss_plan = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Model card
+    # ------------------------------------------------------------------------------------------------------------
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        write_model_card(
+            self,
+            "coupled_grpo.md",
+            model_name=model_name,
+            dataset_name=dataset_name,
+            tags=tags,
+            max_new_tokens=self.args.max_completion_length,
+            diffusion_steps=self.args.diffusion_steps or self.args.max_completion_length,
+            diffusion_alg=self.args.diffusion_alg,
+            hyperparameters={
+                "learning_rate": self.args.learning_rate,
+                "num_generations": self.args.num_generations,
+                "temperature (rollout)": self.args.temperature,
+                "max_completion_length": self.args.max_completion_length,
+                "diffusion_steps": self.args.diffusion_steps or self.args.max_completion_length,
+                "diffusion_alg": self.args.diffusion_alg,
+                "likelihood_estimator": self.args.likelihood_estimator,
+                "mask ratio range": f"({self.args.mask_t_min}, {self.args.mask_t_max})",
+                "epsilon": self.args.epsilon,
+                "beta": self.args.beta,
+                "num_iterations": self.args.num_iterations,
+                "advantage_baseline": self.args.advantage_baseline,
+                "loss_type": self.args.loss_type,
+            },
+        )
