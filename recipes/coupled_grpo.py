@@ -45,9 +45,10 @@ from trl_ext.testing import (
 
 REWARD_FUNCS = {"lowercase_fraction": target_fraction_reward(string.ascii_lowercase)}
 try:  # the code-execution rewards ship with trl_ext.rewards
-    from trl_ext.rewards import code_format_reward, code_pass_rate_reward
+    from trl_ext.rewards import async_code_pass_rate_reward, code_format_reward
 
-    REWARD_FUNCS.update(code_format=code_format_reward, code_pass_rate=code_pass_rate_reward)
+    # The async pass-rate reward runs in TRL's event loop, concurrently with the other rewards.
+    REWARD_FUNCS.update(code_format=code_format_reward, code_pass_rate=async_code_pass_rate_reward)
 except ImportError:
     pass
 
