@@ -91,20 +91,29 @@ def make_tokenizer(with_mask_token: bool = True) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def _tiny_qwen2_config(tokenizer, hidden_size: int, num_layers: int) -> Qwen2Config:
-    return Qwen2Config(
+def _tiny_config(config_class, tokenizer, hidden_size: int, num_layers: int, num_kv_heads: int):
+    return config_class(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=4,
-        num_key_value_heads=2,
+        num_key_value_heads=num_kv_heads,
         max_position_embeddings=1024,
         tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
+
+
+def _diffusion_config(config_class, tokenizer, hidden_size, num_layers, num_kv_heads, family):
+    if tokenizer.mask_token_id is None:
+        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
+    config = _tiny_config(config_class, tokenizer, hidden_size, num_layers, num_kv_heads)
+    config.diffusion_type = family
+    config.mask_token_id = tokenizer.mask_token_id
+    return config
 
 
 def _finish(model: PreTrainedModel, tokenizer) -> PreTrainedModel:
@@ -117,7 +126,7 @@ def _finish(model: PreTrainedModel, tokenizer) -> PreTrainedModel:
 def make_tiny_causal_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
     """A tiny autoregressive Qwen2 (an ordinary causal LM, *not* a diffusion LM)."""
     torch.manual_seed(seed)
-    return _finish(Qwen2ForCausalLM(_tiny_qwen2_config(tokenizer, hidden_size, num_layers)), tokenizer)
+    return _finish(Qwen2ForCausalLM(_tiny_config(Qwen2Config, tokenizer, hidden_size, num_layers, 2)), tokenizer)
 
 
 def make_tiny_dream_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
@@ -126,35 +135,15 @@ def make_tiny_dream_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, se
     shifted by one (the logit at position `i - 1` scores token `i`). The config records `diffusion_type="dream"` and
     the mask token id, so the model is recognised again after `save_pretrained` / `from_pretrained`.
     """
-    if tokenizer.mask_token_id is None:
-        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
     torch.manual_seed(seed)
-    config = _tiny_qwen2_config(tokenizer, hidden_size, num_layers)
-    config.diffusion_type = "dream"
-    config.mask_token_id = tokenizer.mask_token_id
+    config = _diffusion_config(Qwen2Config, tokenizer, hidden_size, num_layers, 2, "dream")
     return _finish(Qwen2ForCausalLM(config), tokenizer)
 
 
 def make_tiny_llada_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> LlamaForCausalLM:
     """A tiny LLaDA-style masked-diffusion LM: a Llama run bidirectionally, logits *not* shifted."""
-    if tokenizer.mask_token_id is None:
-        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=1024,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-    config.diffusion_type = "llada"
-    config.mask_token_id = tokenizer.mask_token_id
+    config = _diffusion_config(LlamaConfig, tokenizer, hidden_size, num_layers, 4, "llada")
     return _finish(LlamaForCausalLM(config), tokenizer)
 
 
