@@ -12,7 +12,8 @@ export TOKENIZERS_PARALLELISM := false
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+				|| echo "could not install bubblewrap: code rewards fall back to rlimits-only isolation"; \
 		else echo "bubblewrap not installed: code rewards fall back to rlimits-only isolation"; fi; \
 	fi
 
