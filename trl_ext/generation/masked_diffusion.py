@@ -272,6 +272,7 @@ class MaskedDiffusionSampler:
         num_blocks = 1 if self.block_length is None else length // self.block_length
         block_size = length // num_blocks
         schedule = self.schedule() if self.confidence_threshold is None else None
+        grid = torch.linspace(1.0, self.eps, self.steps + 1, device=device)  # `origin`'s time grid
         step = 0
 
         for block in range(num_blocks):
@@ -291,7 +292,6 @@ class MaskedDiffusionSampler:
                 logits = self.adapter.completion_logits(model, canvas, attention_mask, length)
                 tokens, confidence, token_prob = self._propose(logits[region], generator)
                 if self.alg == "origin":
-                    grid = torch.linspace(1.0, self.eps, self.steps + 1, device=device)
                     last = block_step >= self.steps - 1
                     p_reveal = 1.0 if last else float(1 - grid[block_step + 1] / grid[block_step])
                     reveal = torch.zeros_like(region)

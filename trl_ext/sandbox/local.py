@@ -140,7 +140,8 @@ class LocalSandbox(CodeSandbox):
     Runs untrusted Python on this machine.
 
     With [bubblewrap](https://github.com/containers/bubblewrap) (`bwrap`) on the `PATH`, each program runs in fresh
-    user, pid, network, ipc and uts namespaces as uid `nobody` with no capabilities: no network, read-only system
+    pid, network, ipc and uts namespaces (plus a user namespace when not root; as root, no user namespace, since it
+    would lift `RLIMIT_NPROC`) and each test process as uid `nobody`: no network, read-only system
     directories, a private size-limited `/tmp`, no home directory or `/etc` secrets, a scrubbed environment, and the
     whole process tree dies with the sandbox. Without it, the fallback keeps the resource limits, a scrubbed
     environment, a temporary working directory, a seccomp filter that blocks non-Unix sockets, a drop to `nobody` when
@@ -219,6 +220,10 @@ class LocalSandbox(CodeSandbox):
     def _outer_timeout(self, n_tests: int, timeout: float) -> float:
         return _STARTUP_GRACE + n_tests * (timeout + _PER_TEST_GRACE)
 
+    def _result_deadline(self, n_tests: int, timeout: float) -> float:
+        # The worker enforces the outer timeout itself; this one only catches a worker that got stuck regardless.
+        return self._outer_timeout(n_tests, timeout) + _STARTUP_GRACE
+
     def _submit(self, code: str, tests: Sequence[str], timeout: float, wait: float) -> Future:
         if self._closed:
             raise RuntimeError("the sandbox is closed")
@@ -237,20 +242,18 @@ class LocalSandbox(CodeSandbox):
         return self._result(future, len(tests), timeout)
 
     def _result(self, future: Future, n_tests: int, timeout: float) -> list[TestResult]:
-        # The worker enforces the outer timeout itself; this one only catches a worker that got stuck regardless.
-        limit = self._outer_timeout(n_tests, timeout) + _STARTUP_GRACE
+        limit = self._result_deadline(n_tests, timeout)
         try:
             return future.result(timeout=limit)
         except FutureTimeoutError:
             raise SandboxInfraError(OUTER_TIMEOUT, f"no result after {limit:.0f}s") from None
 
     async def arun(self, code: str, tests: Sequence[str], timeout: float) -> list[TestResult]:
-        if self._slots.acquire(blocking=False):
-            self._slots.release()
+        try:
             future = self._submit(code, tests, timeout, 0)
-        else:  # waiting for room must not block the event loop
+        except SandboxInfraError:  # the queue is full: wait for room without blocking the event loop
             future = await asyncio.to_thread(self._submit, code, tests, timeout, self.queue_timeout)
-        limit = self._outer_timeout(len(tests), timeout) + _STARTUP_GRACE
+        limit = self._result_deadline(len(tests), timeout)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), limit)
         except asyncio.TimeoutError:

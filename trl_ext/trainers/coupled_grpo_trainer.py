@@ -15,8 +15,6 @@ from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import CoupledGRPOConfig
 
-_PLAN_KEYS = ("coupled_masks", "coupled_coef", "coupled_prompt_masks")
-
 CITATION = """\
 @article{gong2025diffucoder,
   title   = {{DiffuCoder: Understanding and Improving Masked Diffusion Models for Code Generation}},
