@@ -22,7 +22,8 @@ torchrun --nproc_per_node 2 recipes/coupled_grpo.py --config recipes/configs/cou
 ```
 
 `--model_name_or_path tiny-random:dream` (or `tiny-random:llada`) builds a tiny random-weight model with
-`trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id or a local `.json`/`.jsonl` file.
+`trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file, or
+`trl_ext/code_problems` (the bundled HumanEval problems).
 """
 
 import os
@@ -30,7 +31,7 @@ import string
 from dataclasses import dataclass, field
 
 import torch
-from datasets import load_dataset
+from datasets import DatasetDict, load_dataset
 from transformers import AutoTokenizer
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
@@ -42,6 +43,10 @@ from trl_ext.testing import (
     save_tiny_model,
     target_fraction_reward,
 )
+
+# `--dataset_name trl_ext/code_problems`: the 20 bundled HumanEval problems, formatted by `load_code_problems` (a chat
+# prompt asking for one fenced python block, and `test_cases`).
+BUNDLED_CODE_PROBLEMS = "trl_ext/code_problems"
 
 REWARD_FUNCS = {"lowercase_fraction": target_fraction_reward(string.ascii_lowercase)}
 try:  # the code-execution rewards ship with trl_ext.rewards
@@ -98,7 +103,11 @@ def main(script_args, training_args, model_args):
     )
 
     name = script_args.dataset_name
-    if name.endswith((".json", ".jsonl")):
+    if name == BUNDLED_CODE_PROBLEMS:
+        from trl_ext.data import load_code_problems
+
+        dataset = DatasetDict({script_args.dataset_train_split: load_code_problems()})
+    elif name.endswith((".json", ".jsonl")):
         dataset = load_dataset("json", data_files=name)
     else:
         dataset = load_dataset(name, name=script_args.dataset_config)
@@ -114,7 +123,7 @@ def main(script_args, training_args, model_args):
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
-    dataset_name = None if name.endswith((".json", ".jsonl")) else name
+    dataset_name = None if name == BUNDLED_CODE_PROBLEMS or name.endswith((".json", ".jsonl")) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)
