@@ -6,15 +6,36 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install system-deps test lint demo bench clean
+.PHONY: install system-deps web-assets test lint demo demo-coupled-grpo bench clean
 
-# System packages the sandboxed code rewards use (bubblewrap). Skipped when already present or not root.
+HTMLHINT_VERSION := 1.9.2
+# Where the real htmlhint CLI lives (the lint parity tests read the same variable); the vendored CDN libraries go to
+# $TRL_EXT_WEB_VENDOR, by default ~/.cache/trl_ext/web_vendor.
+export TRL_EXT_HTMLHINT_DIR ?= $(HOME)/.cache/trl_ext/htmlhint
+
+# System packages: bubblewrap for the sandboxed code rewards (optional: they fall back to rlimits-only isolation),
+# and Debian's Chromium + fonts for the web-page rewards (required: Playwright drives it, its own download does not
+# work offline). Skipped when already present.
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
 				|| echo "could not install bubblewrap: code rewards fall back to rlimits-only isolation"; \
 		else echo "bubblewrap not installed: code rewards fall back to rlimits-only isolation"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				chromium fonts-liberation fonts-dejavu-core >/dev/null; \
+		else echo "Chromium is missing: install Debian's chromium (browser tests will be skipped)"; fi; \
+	fi
+
+# Local copies of CDN libraries served to rendered pages (npm, pinned in trl_ext/web/vendor_packages.json), and the
+# real htmlhint CLI that the lint parity tests compare against.
+web-assets: $(VENV)/.installed
+	$(PY) -m trl_ext.web.vendor install
+	@if [ ! -x "$(TRL_EXT_HTMLHINT_DIR)/node_modules/.bin/htmlhint" ]; then \
+		npm install --prefix "$(TRL_EXT_HTMLHINT_DIR)" htmlhint@$(HTMLHINT_VERSION) --no-audit --no-fund --loglevel=error; \
 	fi
 
 $(VENV)/.installed: pyproject.toml
@@ -23,11 +44,11 @@ $(VENV)/.installed: pyproject.toml
 	# torch and torchvision first, at the versions open_clip and TRL were tested with (a broken torchvision breaks
 	# `from trl import GRPOTrainer`).
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e ".[dev,image,e2b,eval]"
-	$(PY) -c "import torchvision; from trl import GRPOTrainer; from trl_ext import CoupledGRPOTrainer"
+	$(VENV)/bin/pip install -q -e ".[dev,image,e2b,eval,web]"
+	$(PY) -c "import torchvision, playwright; from trl import GRPOTrainer; from trl_ext import CoupledGRPOTrainer"
 	touch $@
 
-install: $(VENV)/.installed system-deps
+install: $(VENV)/.installed system-deps web-assets
 
 lint: install
 	$(VENV)/bin/ruff check trl_ext recipes tests benchmarks
@@ -36,12 +57,20 @@ test: install lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 demo: install
+	$(VENV)/bin/accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescoder_grpo_tiny.yaml
+	@echo "Trained model, tokenizer and model card: outputs/aescoder-grpo-tiny/"
+	@echo "Best/worst page screenshots with their scores: outputs/aescoder-grpo-tiny/screenshots/"
+	@echo "TensorBoard logs (rewards, failures, screenshots): tensorboard --logdir outputs/aescoder-grpo-tiny/runs"
+
+demo-coupled-grpo: install
 	$(VENV)/bin/accelerate launch --cpu recipes/coupled_grpo.py --config recipes/configs/coupled_grpo_tiny.yaml
 	@echo "Trained model, tokenizer and model card: outputs/coupled-grpo-tiny/"
-	@echo "TensorBoard logs: outputs/coupled-grpo-tiny/runs/  (tensorboard --logdir outputs/coupled-grpo-tiny/runs)"
 
 bench: install
 	$(PY) benchmarks/coupled_estimator.py
+	$(PY) benchmarks/code_reward.py
+	$(PY) benchmarks/agentic_reward.py
+	$(PY) benchmarks/html_lint.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -5,6 +5,9 @@ Trusted in-sandbox test runner (trl_ext_sandbox_runner).
 import the standard library. It reads one JSON job from stdin, prints `READY`, then one JSON line per test. Each test
 runs in a forked child that sets its own resource limits before touching the untrusted code, so that the runner
 survives whatever the code does and can report a timeout or a crash as a failed test.
+
+A job with `"mode": "script"` instead runs the code once as a standalone script under the same limits and prints one
+JSON line with its exit status and the tails of its stdout and stderr (base64).
 """
 
 import ctypes
@@ -25,6 +28,7 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_MODE_FILTER = 2
 MAX_DETAIL = 300
+SETUP_FAILED_EXIT = 125
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -75,6 +79,23 @@ def _install_socket_filter():
     return _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
 
 
+def _confine(job):
+    """Resource limits, the seccomp filter and the uid drop of a forked child; raises if one cannot be applied."""
+    cpu = int(job["timeout"]) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (job["memory_bytes"], job["memory_bytes"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (job["max_file_bytes"], job["max_file_bytes"]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if job.get("seccomp") and not _install_socket_filter():
+        raise RuntimeError("could not install the seccomp socket filter")
+    if job.get("drop_to_uid") is not None:
+        os.setgroups([])
+        os.setgid(job["drop_to_uid"])
+        os.setuid(job["drop_to_uid"])
+    # After the uid change: RLIMIT_NPROC counts the processes of the real uid.
+    resource.setrlimit(resource.RLIMIT_NPROC, (job["max_processes"], job["max_processes"]))
+
+
 def _child(job, test, write_fd, nonce):
     """Runs in the forked child: confine, then execute the untrusted code. Never returns."""
     try:
@@ -85,19 +106,7 @@ def _child(job, test, write_fd, nonce):
         # Only the result pipe stays open: the runner's protocol channel must be out of reach.
         os.closerange(3, write_fd)
         os.closerange(write_fd + 1, 65536)
-        cpu = int(job["timeout"]) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (job["memory_bytes"], job["memory_bytes"]))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (job["max_file_bytes"], job["max_file_bytes"]))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if job.get("seccomp") and not _install_socket_filter():
-            raise RuntimeError("could not install the seccomp socket filter")
-        if job.get("drop_to_uid") is not None:
-            os.setgroups([])
-            os.setgid(job["drop_to_uid"])
-            os.setuid(job["drop_to_uid"])
-        # After the uid change: RLIMIT_NPROC counts the processes of the real uid.
-        resource.setrlimit(resource.RLIMIT_NPROC, (job["max_processes"], job["max_processes"]))
+        _confine(job)
     except BaseException as error:
         os.write(write_fd, f"setup {type(error).__name__}: {error}"[:MAX_DETAIL].encode())
         os._exit(0)
@@ -227,6 +236,121 @@ def _run_test(job, test):
     return {"passed": False, "status": "failed", "detail": detail[:MAX_DETAIL], "duration": duration}
 
 
+def _script_child(job, out_fd, err_fd):
+    """Runs in the forked child of a script job: confine, then run the script. Never returns."""
+    try:
+        os.setpgid(0, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.closerange(3, 65536)
+        _confine(job)
+    except BaseException as error:
+        try:
+            os.write(2, f"sandbox setup failed: {type(error).__name__}: {error}\n"[:MAX_DETAIL].encode())
+        finally:
+            os._exit(SETUP_FAILED_EXIT)
+    status = 0
+    try:
+        os.environ.update(job.get("env") or {})
+        sys.argv = [job["filename"]]
+        namespace = {"__name__": "__main__", "__builtins__": __builtins__, "__file__": job["filename"]}
+        exec(compile(job["code"], job["filename"], "exec"), namespace)
+    except SystemExit as exit_request:
+        code = exit_request.code
+        if code is not None and not isinstance(code, int):
+            print(code, file=sys.stderr)
+        status = 0 if code is None else code if isinstance(code, int) else 1
+    except BaseException:
+        try:
+            kind, error, trace = sys.exc_info()
+            traceback.print_exception(kind, error, trace.tb_next)  # from the script's frame, not the runner's
+        except BaseException:
+            pass
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(status & 0xFF)
+
+
+def _run_script(job):
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(out_read)
+        os.close(err_read)
+        _script_child(job, out_write, err_write)
+    os.close(out_write)
+    os.close(err_write)
+    limit = job["max_output_bytes"]
+    streams = {out_read: "stdout", err_read: "stderr"}
+    data = {"stdout": bytearray(), "stderr": bytearray()}
+    truncated = {"stdout": False, "stderr": False}
+    open_fds = set(streams)
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    deadline = start + job["timeout"]
+    status = None
+    drain_until = None
+    while True:
+        now = time.monotonic()
+        if status is None and now >= deadline:
+            break
+        if status is not None and (not open_fds or now >= drain_until):
+            break
+        watched = list(open_fds)
+        if pidfd is not None and status is None:
+            watched.append(pidfd)
+        wait = (deadline if status is None else drain_until) - now
+        if pidfd is None and status is None:
+            wait = min(wait, 0.01)
+        ready, _, _ = select.select(watched, [], [], max(wait, 0))
+        for fd in ready:
+            if fd not in open_fds:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.discard(fd)
+                os.close(fd)
+                continue
+            buffer = data[streams[fd]]
+            buffer += chunk
+            if len(buffer) > limit:  # keep the end: that is where a script reports its result
+                del buffer[: len(buffer) - limit]
+                truncated[streams[fd]] = True
+        if status is None and (pidfd is None or pidfd in ready):
+            waited, raw = os.waitpid(pid, os.WNOHANG)
+            if waited != 0:
+                status = os.waitstatus_to_exitcode(raw)
+                # A process the script started may still hold the pipes: read what is there, then stop.
+                drain_until = time.monotonic() + 0.5
+    duration = time.monotonic() - start
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if status is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    for fd in open_fds:
+        os.close(fd)
+    if pidfd is not None:
+        os.close(pidfd)
+    result = {"exit_code": status, "timed_out": status is None, "duration": duration}
+    for name in ("stdout", "stderr"):
+        result[name] = base64.b64encode(bytes(data[name])).decode()
+        result[name + "_truncated"] = truncated[name]
+    return result
+
+
 def main():
     job = json.loads(sys.stdin.read())
     channel = os.fdopen(os.dup(1), "w")
@@ -244,6 +368,28 @@ def main():
                 __import__(name)
             except ImportError:
                 pass
+    if job.get("mode") == "script":
+        # Imported only for scripts (test jobs stay as lean as before), and before any privilege drop.
+        global base64, traceback
+        import base64
+        import site
+        import traceback
+
+        for directory in job.get("site_dirs", []):
+            site.addsitedir(directory)
+        # Imported here, before any privilege drop, when the interpreter's files are unreadable to `nobody`.
+        for name in job.get("script_preload", []):
+            try:
+                __import__(name)
+            except Exception:
+                pass
+        channel.write("READY\n")
+        channel.flush()
+        result = _run_script(job)
+        _kill_leftovers(isolated)
+        channel.write(json.dumps(result) + "\n")
+        channel.flush()
+        return
     channel.write("READY\n")
     channel.flush()
     for index, test in enumerate(job["tests"]):

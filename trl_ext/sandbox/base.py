@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -43,6 +43,51 @@ class TestResult:
     status: str
     detail: str = ""
     duration: float = 0.0
+
+
+@dataclass
+class ScriptResult:
+    """
+    Outcome of one standalone script run with [`CodeSandbox.run_script`].
+
+    Args:
+        exit_code (`int`, *optional*):
+            Exit status of the script (`0` on success, `1` for an uncaught exception, minus the signal number when a
+            signal killed it), or `None` when it was stopped at the timeout.
+        stdout (`bytes`):
+            What the script wrote to its standard output (the last `max_output_bytes` bytes).
+        stderr (`bytes`):
+            What it wrote to its standard error, tracebacks included (the last `max_output_bytes` bytes).
+        timed_out (`bool`, *optional*, defaults to `False`):
+            Whether the script ran past its timeout and was killed.
+        duration (`float`, *optional*, defaults to `0.0`):
+            Wall time in seconds of the script itself (interpreter start-up of the sandbox excluded).
+        stdout_truncated (`bool`, *optional*, defaults to `False`):
+            Whether the beginning of `stdout` was dropped to respect `max_output_bytes`.
+        stderr_truncated (`bool`, *optional*, defaults to `False`):
+            Same for `stderr`.
+    """
+
+    exit_code: int | None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    timed_out: bool = False
+    duration: float = 0.0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the script ran to completion with exit status 0."""
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def stdout_text(self) -> str:
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def stderr_text(self) -> str:
+        return self.stderr.decode(errors="replace")
 
 
 class SandboxInfraError(RuntimeError):
@@ -114,6 +159,50 @@ class CodeSandbox(ABC):
     ) -> list[list[TestResult] | SandboxInfraError]:
         """Synchronous version of [`~CodeSandbox.arun_batch`]."""
         return run_coroutine_sync(self.arun_batch(jobs, timeout))
+
+    def run_script(
+        self,
+        code: str,
+        timeout: float,
+        allow_site_packages: bool = True,
+        env: Mapping[str, str] | None = None,
+        max_output_bytes: int = 16 * 1024 * 1024,
+    ) -> ScriptResult:
+        """
+        Run `code` as a standalone script (`__name__ == "__main__"`) and capture its output.
+
+        Unlike [`~CodeSandbox.run`] this returns what the program printed, for programs whose product is their
+        output (e.g. a rendered plot). Backends that cannot do this raise `NotImplementedError`.
+
+        Args:
+            code (`str`):
+                The script.
+            timeout (`float`):
+                Wall-clock limit in seconds.
+            allow_site_packages (`bool`, *optional*, defaults to `True`):
+                Whether the script may import the third-party packages installed for the sandbox's interpreter
+                (read-only), rather than the standard library only.
+            env (`Mapping[str, str]`, *optional*):
+                Extra environment variables for the script.
+            max_output_bytes (`int`, *optional*, defaults to `16 MiB`):
+                How much of each of stdout and stderr is kept (the end of the stream).
+
+        Returns:
+            [`ScriptResult`]: Exit status, output and whether the timeout fired. Never raises for what the script
+            does; raises [`SandboxInfraError`] when the sandbox itself failed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot run standalone scripts; use LocalSandbox")
+
+    async def arun_script(
+        self,
+        code: str,
+        timeout: float,
+        allow_site_packages: bool = True,
+        env: Mapping[str, str] | None = None,
+        max_output_bytes: int = 16 * 1024 * 1024,
+    ) -> ScriptResult:
+        """Asynchronous version of [`~CodeSandbox.run_script`]."""
+        return await asyncio.to_thread(self.run_script, code, timeout, allow_site_packages, env, max_output_bytes)
 
     def close(self) -> None:  # noqa: B027 (optional hook: backends without resources need not override it)
         """Release the backend's resources (worker pool, remote sessions)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from pathlib import Path
@@ -26,6 +27,7 @@ from .base import (
     SANDBOX_START,
     CodeSandbox,
     SandboxInfraError,
+    ScriptResult,
     TestResult,
 )
 
@@ -46,6 +48,29 @@ _FALLBACK_PRELOAD = (
 )  # fmt: skip
 _fallback_warned = False
 _bwrap_probe_cache: dict[str, str | None] = {}
+_site_packages_cache: dict[str, list[str]] = {}
+_SCRIPT_FILENAME = "/tmp/script.py"
+_ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _site_packages(python: str) -> list[str]:
+    """The site-packages directories of `python`'s environment (a virtualenv's own when `python` runs this code)."""
+    if python not in _site_packages_cache:
+        if os.path.realpath(python) == os.path.realpath(sys.executable):
+            import site
+
+            directories = site.getsitepackages()
+        else:
+            query = "import json, site; print(json.dumps(site.getsitepackages()))"
+            try:
+                output = subprocess.run([python, "-c", query], capture_output=True, text=True, timeout=30, check=True)
+                directories = json.loads(output.stdout)
+            except (OSError, subprocess.SubprocessError, ValueError) as error:
+                raise SandboxInfraError(
+                    SANDBOX_START, f"cannot list the site-packages of {python}: {error}"
+                ) from error
+        _site_packages_cache[python] = [os.path.realpath(d) for d in directories if os.path.isdir(d)]
+    return _site_packages_cache[python]
 
 
 def _bwrap_failure(bwrap: str) -> str | None:
@@ -196,6 +221,7 @@ class LocalSandbox(CodeSandbox):
         self.max_processes = max_processes
         self.max_file_size_mb = max_file_size_mb
         self.python_executable = os.path.realpath(python_executable or sys.executable)
+        self._extra_ro_binds = list(extra_ro_binds)
         bwrap = shutil.which("bwrap")
         failure = "bwrap is not installed" if bwrap is None else _bwrap_failure(bwrap)
         if use_bwrap and failure is not None:
@@ -371,9 +397,232 @@ class LocalSandbox(CodeSandbox):
         detail = "sandbox timed out" if timed_out else "the runner was killed"
         return [r if r is not None else TestResult(passed=False, status="failed", detail=detail) for r in results]
 
+    def run_script(
+        self,
+        code: str,
+        timeout: float,
+        allow_site_packages: bool = True,
+        env: Mapping[str, str] | None = None,
+        max_output_bytes: int = 16 * 1024 * 1024,
+        ro_binds: Sequence[str] = (),
+        preload: Sequence[str] = (),
+    ) -> ScriptResult:
+        """
+        Run `code` once as a standalone script, with the isolation and limits of [`~LocalSandbox.run`], and return
+        its exit status and output.
+
+        The script runs as `__main__` from `/tmp/script.py` (a private, size-limited `/tmp` under bubblewrap, a
+        temporary directory otherwise), with no network, stdin at end of file and the sandbox's memory, CPU-time,
+        process and file-size limits; everything it started is killed when it ends or times out.
+
+        Args:
+            code (`str`):
+                The script.
+            timeout (`float`):
+                Wall-clock limit in seconds (interpreter start-up of the sandbox excluded).
+            allow_site_packages (`bool`, *optional*, defaults to `True`):
+                Make the site-packages of the sandbox's interpreter (this virtualenv's by default) importable: they
+                are bound read-only under bubblewrap and added with `site.addsitedir` (the interpreter still runs
+                with `-I -S`: no user site, no environment variables, no current directory on `sys.path`).
+            env (`Mapping[str, str]`, *optional*):
+                Extra environment variables (e.g. `{"MPLBACKEND": "Agg"}`).
+            max_output_bytes (`int`, *optional*, defaults to `16 MiB`):
+                How much of the end of stdout and of stderr is kept.
+            ro_binds (`Sequence[str]`, *optional*, defaults to `()`):
+                Extra host directories visible read-only to this script under bubblewrap (e.g. a prepared cache).
+            preload (`Sequence[str]`, *optional*, defaults to `()`):
+                Modules imported by the trusted runner before the script starts. Needed in the fallback as root,
+                where the script runs as `nobody` and may be unable to read the interpreter's files.
+
+        Returns:
+            [`ScriptResult`]
+        """
+        args = _script_args(code, timeout, allow_site_packages, env, max_output_bytes, ro_binds, preload)
+        future = self._submit_call(self._execute_script, args, self.queue_timeout)
+        return self._script_result(future, timeout)
+
+    async def arun_script(
+        self,
+        code: str,
+        timeout: float,
+        allow_site_packages: bool = True,
+        env: Mapping[str, str] | None = None,
+        max_output_bytes: int = 16 * 1024 * 1024,
+        ro_binds: Sequence[str] = (),
+        preload: Sequence[str] = (),
+    ) -> ScriptResult:
+        """Asynchronous version of [`~LocalSandbox.run_script`]."""
+        args = _script_args(code, timeout, allow_site_packages, env, max_output_bytes, ro_binds, preload)
+        try:
+            future = self._submit_call(self._execute_script, args, 0)
+        except SandboxInfraError:  # the queue is full: wait for room without blocking the event loop
+            future = await asyncio.to_thread(self._submit_call, self._execute_script, args, self.queue_timeout)
+        limit = self._result_deadline(1, timeout)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), limit)
+        except asyncio.TimeoutError:
+            raise SandboxInfraError(OUTER_TIMEOUT, f"no result after {limit:.0f}s") from None
+
+    def _submit_call(self, function, args: tuple, wait: float) -> Future:
+        if self._closed:
+            raise RuntimeError("the sandbox is closed")
+        if not self._slots.acquire(timeout=wait):
+            raise SandboxInfraError(POOL_OVERLOADED, f"more than {self.max_queue} jobs queued for {wait:.0f}s")
+        try:
+            future = self._executor.submit(function, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return future
+
+    def _script_result(self, future: Future, timeout: float) -> ScriptResult:
+        limit = self._result_deadline(1, timeout)
+        try:
+            return future.result(timeout=limit)
+        except FutureTimeoutError:
+            raise SandboxInfraError(OUTER_TIMEOUT, f"no result after {limit:.0f}s") from None
+
+    def _execute_script(
+        self,
+        code: str,
+        timeout: float,
+        allow_site_packages: bool,
+        env: dict[str, str],
+        max_output_bytes: int,
+        ro_binds: Sequence[str],
+        preload: Sequence[str],
+    ) -> ScriptResult:
+        """Worker-thread body of [`~LocalSandbox.run_script`]: one sandboxed runner process in script mode."""
+        site_dirs = _site_packages(self.python_executable) if allow_site_packages else []
+        token = uuid.uuid4().hex
+        job = {
+            "mode": "script",
+            "code": code,
+            "filename": _SCRIPT_FILENAME,
+            "timeout": timeout,
+            "memory_bytes": self.memory_limit_mb * 1024 * 1024,
+            "max_processes": self.max_processes,
+            "max_file_bytes": self.max_file_size_mb * 1024 * 1024,
+            "max_output_bytes": max_output_bytes,
+            "isolated": self.uses_bwrap,
+            "seccomp": not self.uses_bwrap,
+            "site_dirs": site_dirs,
+            "script_preload": list(preload),
+            "env": {"HOME": "/tmp", "TMPDIR": "/tmp", **env},
+        }
+        workdir = None
+        if self.uses_bwrap:
+            binds = [*_interpreter_prefix_binds(self.python_executable), *self._extra_ro_binds, *site_dirs]
+            binds += [os.path.realpath(path) for path in ro_binds]
+            command_prefix = [self._command_prefix[0], *_bwrap_args(list(dict.fromkeys(binds)))]
+            cwd = None
+            process_env = {"PATH": "/usr/bin:/bin"}
+        else:
+            command_prefix = []
+            workdir = tempfile.mkdtemp(prefix="trl_ext-sandbox-")
+            # The script's relative paths and /tmp-style scratch files land in the job's own directory.
+            job["filename"] = os.path.join(workdir, "script.py")
+            job["env"].update(HOME=workdir, TMPDIR=workdir)
+            cwd = workdir
+            process_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"}
+            process_env[_JOB_TOKEN_VAR] = token
+            if os.geteuid() == 0:
+                os.chown(workdir, _NOBODY, _NOBODY)
+                job["preload"] = list(_FALLBACK_PRELOAD)
+        if os.geteuid() == 0:
+            job["drop_to_uid"] = _NOBODY
+        command = [*command_prefix, self.python_executable, "-I", "-S", "-B", "-c", _RUNNER_SOURCE]
+        outer_timeout = self._outer_timeout(1, timeout)
+        try:
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=process_env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as error:
+                raise SandboxInfraError(SANDBOX_START, f"could not start the sandbox: {error}") from error
+            try:
+                stdout, stderr = process.communicate(json.dumps(job).encode(), timeout=outer_timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill_group(process)
+                stdout, stderr = process.communicate()
+            except BaseException:
+                _kill_group(process)
+                raise
+            return self._parse_script(stdout, stderr, timed_out, outer_timeout)
+        finally:
+            if not self.uses_bwrap:
+                for pid in _scan_processes_with_token(token):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def _parse_script(stdout: bytes, stderr: bytes, timed_out: bool, outer_timeout: float) -> ScriptResult:
+        lines = stdout.decode(errors="replace").splitlines()
+        if not lines or lines[0] != "READY":
+            message = stderr.decode(errors="replace").strip()[-500:] or "the runner exited before starting"
+            if timed_out:
+                raise SandboxInfraError(SANDBOX_START, f"runner not ready after {outer_timeout:.0f}s: {message}")
+            raise SandboxInfraError(SANDBOX_START, message)
+        for line in lines[1:]:
+            try:
+                record = json.loads(line)
+                return ScriptResult(
+                    exit_code=record["exit_code"],
+                    stdout=base64.b64decode(record["stdout"]),
+                    stderr=base64.b64decode(record["stderr"]),
+                    timed_out=bool(record["timed_out"]),
+                    duration=float(record["duration"]),
+                    stdout_truncated=bool(record["stdout_truncated"]),
+                    stderr_truncated=bool(record["stderr_truncated"]),
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+        # The runner was up, so it dying mid-way (e.g. the script killed its parent) is the script's fault.
+        detail = b"sandbox timed out" if timed_out else b"the runner was killed"
+        return ScriptResult(exit_code=None if timed_out else -9, stderr=detail, timed_out=timed_out)
+
     def close(self) -> None:
         self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _script_args(code, timeout, allow_site_packages, env, max_output_bytes, ro_binds, preload) -> tuple:
+    """Validated arguments of [`LocalSandbox._execute_script`]."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a string, got {type(code).__name__}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    if max_output_bytes <= 0:
+        raise ValueError(f"max_output_bytes must be positive, got {max_output_bytes}")
+    for key, value in (env or {}).items():
+        if not key or not set(key) <= _ENV_NAME_CHARS or not isinstance(value, str):
+            raise ValueError(f"env: {key!r}={value!r} must map variable names ([A-Za-z0-9_]) to strings")
+    for path in ro_binds:
+        if not os.path.isabs(path) or not os.path.exists(path):
+            raise ValueError(f"ro_binds: {path!r} must be an existing absolute path")
+    return (
+        code,
+        float(timeout),
+        allow_site_packages,
+        dict(env or {}),
+        int(max_output_bytes),
+        tuple(ro_binds),
+        tuple(preload),
+    )
 
 
 def _kill_group(process: subprocess.Popen) -> None:

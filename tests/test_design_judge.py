@@ -1,0 +1,196 @@
+"""The offline design judge: its measurements, and that it ranks clean pages above cluttered ones."""
+
+import asyncio
+import io
+import os
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trl_ext.web import BrowserPool, RenderResult, chromium_available
+from trl_ext.web.design_judge import DesignJudge, changed_pixels, instruction_keywords, screenshot_statistics
+
+HAVE_CHROMIUM = chromium_available()
+
+needs_browser = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium: `apt-get install chromium` (make installs it)"),
+]
+
+CLEAN = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Riverside Bakery</title>
+<style>
+  body { font-family: Georgia, serif; margin: 0; color: #222; background: #fdfaf5; line-height: 1.6; }
+  header, main, footer { max-width: 760px; margin: 0 auto; padding: 24px; }
+  h1 { font-size: 40px; margin: 0 0 8px; } h2 { font-size: 24px; margin-top: 32px; }
+  .menu { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 16px; }
+  .item { background: #fff; border: 1px solid #e6dccb; border-radius: 8px; padding: 16px; }
+  .price { color: #8a4b08; font-weight: bold; }
+</style></head>
+<body>
+<header><h1>Riverside Bakery</h1><p>Fresh bread and pastries, baked every morning since 1987.</p></header>
+<main>
+  <h2>Menu</h2>
+  <div class="menu">
+    <div class="item"><h3>Sourdough loaf</h3><p>Slow fermented, crisp crust.</p><p class="price">$6</p></div>
+    <div class="item"><h3>Croissant</h3><p>Butter laminated, flaky layers.</p><p class="price">$3</p></div>
+    <div class="item"><h3>Cinnamon roll</h3><p>Brown sugar and cinnamon swirl.</p><p class="price">$4</p></div>
+  </div>
+  <h2>Opening hours</h2>
+  <p>Tuesday to Sunday, 7am to 3pm. Closed on Mondays.</p>
+</main>
+<footer><p>12 River Street &middot; (555) 010-2030</p></footer>
+</body></html>"""
+
+CLUTTERED = """<!DOCTYPE html>
+<html><head><title>bakery</title>
+<style>
+  body { background: #c8c8c8; color: #b5b5b5; font-size: 9px; margin: 0; }
+  .wide { width: 2400px; background: #d0ffd0; }
+  .a { position: absolute; top: 40px; left: 30px; color: #ff00ff; background: #00ffff; font-family: Impact; }
+  .b { position: absolute; top: 44px; left: 40px; color: #ffff00; font-family: 'Comic Sans MS'; font-size: 13px; }
+  .c { position: absolute; top: 48px; left: 50px; color: #00ff00; font-family: Courier; font-size: 17px; }
+  span { margin-left: 37px; } i { margin-left: 91px; color: #c0c0c0; font-size: 7px; }
+</style></head>
+<body>
+<div class="wide">bakery bread menu hours welcome to the best place ever for bread and cakes and pastries</div>
+<div class="a">MENU MENU MENU cheap bread</div><div class="b">hours: sometimes maybe</div><div class="c">pastries!!!</div>
+<span style="color:#f00;background:#f80">sale</span><i>tiny grey text you cannot read</i>
+<span style="color:#0f0;background:#0a0;font-family:fantasy">more</span><i style="color:#bbb">fine print here</i>
+<div style="background:#800080;color:#900090;width:1900px;font-size:8px">purple on purple overflowing banner text</div>
+</body></html>"""
+
+INSTRUCTION = "Create a landing page for a bakery with a menu of pastries and the opening hours."
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with BrowserPool(size=2, page_timeout=10.0, settle_ms=100) as pool:
+        yield pool
+
+
+def score(pool, html, instruction=INSTRUCTION):
+    render = pool.render(html)
+    assert render.ok, render.error
+    return asyncio.run(DesignJudge().score_page(instruction, render)), render
+
+
+def png(array) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_screenshot_statistics_on_synthetic_images():
+    white = np.full((200, 320, 3), 255)
+    stats = screenshot_statistics(png(white))
+    assert stats == {"colors": 1.0, "content_fraction": 0.0, "blank": 1.0}
+    # Four flat colour quadrants: four colours, detail only along the two boundaries.
+    quads = white.copy()
+    quads[:100, :160] = (255, 0, 0)
+    quads[:100, 160:] = (0, 255, 0)
+    quads[100:, :160] = (0, 0, 255)
+    stats = screenshot_statistics(png(quads))
+    assert stats["colors"] == 4 and stats["blank"] == 0.0
+    # Slow per-tile computation: an 8x8 tile has detail iff the max channel std exceeds 6.
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, size=(64, 64, 3))
+    noisy[:32] = 128
+    tiles = [
+        noisy[y : y + 8, x : x + 8].reshape(-1, 3).std(axis=0).max() > 6
+        for y in range(0, 64, 8)
+        for x in range(0, 64, 8)
+    ]
+    assert screenshot_statistics(png(noisy))["content_fraction"] == pytest.approx(np.mean(tiles))
+
+
+def test_changed_pixels_counts_exactly():
+    a = np.zeros((10, 10, 3))
+    b = a.copy()
+    b[2:4, 2:5] = 200  # 6 pixels
+    b[9, 9] = 10  # below the threshold
+    assert changed_pixels(png(a), png(b)) == 6
+    assert changed_pixels(png(a), png(np.zeros((5, 5, 3)))) == 100  # a resize counts as a full change
+
+
+def test_instruction_keywords():
+    assert instruction_keywords(INSTRUCTION) == {"landing", "bakery", "menu", "pastries", "opening", "hours"}
+
+
+def test_failed_or_blank_render_scores_zero():
+    judge = DesignJudge()
+    assert judge.score("x", RenderResult(ok=False, error="page_timeout")).total == 0
+    blank = RenderResult(ok=True, screenshot=png(np.full((96, 128, 3), 255)), metrics={"text_chars": 0, "images": 0})
+    assert judge.score("x", blank).total == 0
+
+
+def test_bad_weights_are_rejected():
+    with pytest.raises(ValueError, match="aesthetics_weights"):
+        DesignJudge(aesthetics_weights={"contrast": -1.0})
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_clean_page_ranks_above_cluttered_page(pool):
+    clean, clean_render = score(pool, CLEAN)
+    cluttered, cluttered_render = score(pool, CLUTTERED)
+    assert clean.total > cluttered.total + 15, (clean, cluttered)
+    assert clean.aesthetics > cluttered.aesthetics and clean.structure > cluttered.structure
+    m = cluttered_render.metrics
+    # The measurements behind it, checked one by one.
+    assert clean_render.metrics["good_contrast_fraction"] == 1.0 and m["good_contrast_fraction"] < 0.5
+    assert m["scroll_width"] > 1280 and clean_render.metrics["scroll_width"] == 1280
+    assert m["overlapping_blocks"] >= 3 and clean_render.metrics["overlapping_blocks"] == 0
+    assert m["tiny_text_fraction"] > 0.3 and clean_render.metrics["tiny_text_fraction"] == 0
+    assert clean_render.metrics["mobile"]["scroll_width"] <= 392 < m["mobile"]["scroll_width"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_alignment_rewards_the_requested_content(pool):
+    on_topic, _ = score(pool, CLEAN)
+    off_topic, _ = score(
+        pool,
+        CLEAN.replace("Bakery", "Garage")
+        .replace("Menu", "Services")
+        .replace("Opening hours", "Contact")
+        .replace("pastries", "repairs"),
+    )
+    assert on_topic.alignment > off_topic.alignment
+
+
+# Real-world documents shipped by Debian packages on this machine (manuals converted to HTML).
+REAL_DOCUMENTS = [
+    "/usr/share/doc/bc/bc.html",
+    "/usr/share/doc/bzip2/manual.html",
+    "/usr/share/doc/fontconfig/fontconfig-user.html",
+    "/usr/share/doc/libffi8/html/index.html",
+    "/usr/share/doc/libffi8/html/The-Basics.html",
+    "/usr/share/doc/base-passwd/users-and-groups.html",
+]
+DEGRADE = (
+    "<style>* { color: #bdbdbd !important; background: #cfcfcf !important; font-size: 8px !important; }"
+    " body { width: 2600px; } p, pre, li, dd { position: relative; left: 17px; }"
+    " h1, h2, h3 { position: absolute; top: 30px; left: 20px; }</style>"
+)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_real_documents_rank_above_their_degraded_versions_and_the_cluttered_page(pool):
+    documents = [path for path in REAL_DOCUMENTS if os.path.exists(path)]
+    if len(documents) < 2:
+        pytest.skip("fewer than two of the Debian HTML manuals are installed here")
+    cluttered, _ = score(pool, CLUTTERED, "Documentation")
+    for path in documents:
+        html = open(path, encoding="utf-8", errors="replace").read()
+        degraded = re.sub(r"(?i)</head>", DEGRADE + "</head>", html, count=1)
+        if degraded == html:
+            degraded = DEGRADE + html
+        original, _ = score(pool, html, "Documentation")
+        worse, _ = score(pool, degraded, "Documentation")
+        assert original.total > worse.total + 5, (path, original, worse)
+        assert original.total > cluttered.total, (path, original, cluttered)

@@ -1,0 +1,259 @@
+"""
+Offline, model-free judges: measurable design qualities of a rendered page (static agent) and a pixel-difference
+grader for GUI interactions (interactive agent).
+
+They need no endpoint and no weights, so they run in tests, in the tiny demo, and as a cheap pre-filter in front of
+a VLM judge. They measure what can be measured, not taste: contrast, readability, palette size, whitespace balance,
+alignment, overflow, overlap, responsiveness, errors. Scores use AesCoder's rubric ranges so that they can stand in
+for the VLM judge.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .judge import InteractionJudge, PageJudge
+from .types import Action, PageScore, RenderResult
+
+_WORD = re.compile(r"[a-z][a-z0-9\-]{3,}")
+_STOPWORDS = frozenset(
+    """
+    about above after again also because been before being below between both build could create design does
+    doing down during each every from further have having here into just like make more most much must need only
+    other over page same should show some such than that their them then there these they this those through under
+    until using very want were what when where which while with would your website webpage please include includes
+    including simple modern clean nice beautiful using html code single file section sections style styled
+    """.split()
+)
+_GAME_WORDS = ("game", "snake", "tetris", "pong", "maze", "arcade", "player", "puzzle", "2048", "breakout")
+
+
+def instruction_keywords(instruction: str) -> set[str]:
+    """Content words of an instruction (lower-case, 4+ letters, stop-words removed)."""
+    return {word for word in _WORD.findall(instruction.lower()) if word not in _STOPWORDS}
+
+
+def screenshot_statistics(png: bytes, width: int = 320) -> dict[str, float]:
+    """
+    Pixel statistics of a screenshot, downscaled to `width` columns.
+
+    Returns:
+        `dict` with `colors` (number of 3-bit-per-channel colour bins covering at least 0.5% of the pixels),
+        `content_fraction` (fraction of 8x8 tiles with visible detail, i.e. not flat background) and `blank`
+        (`1.0` when the image is a single flat colour).
+    """
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    if image.width > width:
+        image = image.resize((width, max(1, round(image.height * width / image.width))), Image.BILINEAR)
+    pixels = np.asarray(image, dtype=np.int16)
+    bins = (pixels[..., 0] >> 5) * 64 + (pixels[..., 1] >> 5) * 8 + (pixels[..., 2] >> 5)
+    counts = np.bincount(bins.ravel(), minlength=512)
+    colors = int((counts >= 0.005 * bins.size).sum())
+    h, w = (pixels.shape[0] // 8) * 8, (pixels.shape[1] // 8) * 8
+    if h == 0 or w == 0:
+        return {"colors": float(colors), "content_fraction": 0.0, "blank": 1.0}
+    tiles = pixels[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).astype(np.float32)
+    detail = tiles.std(axis=(1, 3)).max(axis=-1)
+    content = float((detail > 6.0).mean())
+    blank = float(pixels.reshape(-1, 3).std(axis=0).max() < 1.0)
+    return {"colors": float(colors), "content_fraction": content, "blank": blank}
+
+
+def _band(value: float, low: float, high: float, fall: float) -> float:
+    """1 inside [low, high], falling linearly to 0 over `fall` outside it."""
+    if value < low:
+        return max(0.0, 1.0 - (low - value) / fall)
+    if value > high:
+        return max(0.0, 1.0 - (value - high) / fall)
+    return 1.0
+
+
+class DesignJudge(PageJudge):
+    """
+    Scores a rendered page from measurements alone, on AesCoder's rubric (alignment /40, aesthetics /30, structure
+    /30).
+
+    - **Instruction alignment** (/40): the share of the instruction's content words that appear in the page's title and
+      visible text (a lexical proxy: it cannot tell whether a chart shows the right data).
+    - **Aesthetics and readability** (/30): WCAG text contrast (share of text meeting AA), small-text share, palette
+      size, whitespace balance (share of the screenshot with visible detail), left-edge alignment of text blocks,
+      typographic restraint (font families and sizes).
+    - **Structural integrity** (/30): horizontal overflow at the main viewport, text drawn over text, overflow at the
+      phone viewport (responsiveness), JavaScript errors and failed resource loads, and real content (text or media
+      and a heading structure).
+
+    Weights of the sub-criteria are `aesthetics_weights` / `structure_weights`. A render that failed scores zero in
+    every criterion.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.web import BrowserPool
+    >>> from trl_ext.web.design_judge import DesignJudge
+    >>> import asyncio
+    >>> with BrowserPool(size=1) as pool:
+    ...     render = pool.render("<!DOCTYPE html><html><head><title>Cafe</title></head><body><h1>Cafe menu</h1></body></html>")
+    >>> score = asyncio.run(DesignJudge().score_page("A menu page for a cafe", render))
+    >>> 0 <= score.total <= 100
+    True
+    ```
+    """
+
+    name = "design_judge"
+
+    def __init__(
+        self,
+        aesthetics_weights: dict[str, float] | None = None,
+        structure_weights: dict[str, float] | None = None,
+    ):
+        self.aesthetics_weights = aesthetics_weights or {
+            "contrast": 0.3, "readability": 0.15, "palette": 0.15, "whitespace": 0.15, "alignment": 0.15,
+            "typography": 0.1,
+        }  # fmt: skip
+        self.structure_weights = structure_weights or {
+            "overflow": 0.25, "overlap": 0.25, "responsive": 0.15, "errors": 0.15, "content": 0.2,
+        }  # fmt: skip
+        for name, weights in (
+            ("aesthetics_weights", self.aesthetics_weights),
+            ("structure_weights", self.structure_weights),
+        ):
+            if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+                raise ValueError(f"`{name}` must map criteria to non-negative weights with a positive sum.")
+
+    def criteria(self, instruction: str, render: RenderResult) -> dict[str, float]:
+        """Every sub-criterion in [0, 1], for inspection and logging."""
+        m: dict[str, Any] = render.metrics or {}
+        pixels = screenshot_statistics(render.screenshot)
+        has_media = m.get("images", 0) > 0
+        text_chars = m.get("text_chars", 0)
+        empty = (text_chars < 5 and not has_media) or pixels["blank"] == 1.0
+
+        keywords = instruction_keywords(instruction)
+        page_words = set(_WORD.findall((m.get("title", "") + " " + m.get("text_sample", "")).lower()))
+        coverage = len(keywords & page_words) / len(keywords) if keywords else 0.5
+
+        contrast = m.get("good_contrast_fraction")
+        colors = pixels["colors"]
+        families, sizes = m.get("font_families", 0), m.get("font_sizes", 0)
+        width = m.get("viewport", {}).get("width") or 1
+        blocks = max(1, m.get("text_blocks", 0))
+        horizontal_scroll = m.get("scroll_width", width) > width + 2
+        mobile = m.get("mobile")
+        errors = len(render.console_errors) + len(render.failed_requests)
+        return {
+            "coverage": 0.0 if empty else coverage,
+            "contrast": 0.7 if contrast is None else float(contrast),
+            "readability": 1.0 - float(m.get("tiny_text_fraction", 0.0)),
+            "palette": 0.6 if colors <= 1 else _band(colors, 2, 12, 30),
+            "whitespace": _band(pixels["content_fraction"], 0.12, 0.65, 0.35),
+            "alignment": float(m.get("aligned_fraction", 0.0)) if m.get("text_blocks", 0) > 1 else 0.5,
+            "typography": _band(families, 1, 3, 4) * _band(sizes, 1, 8, 10),
+            "overflow": (0.5 if horizontal_scroll else 1.0) * (1.0 - m.get("overflowing_blocks", 0) / blocks),
+            "overlap": 1.0 - m.get("overlapping_blocks", 0) / blocks,
+            "responsive": 0.5
+            if mobile is None
+            else _band(mobile.get("scroll_width", 0) / max(1, mobile.get("width", 1)), 0.0, 1.02, 0.5),
+            "errors": 1.0 / (1.0 + errors),
+            "content": 0.0
+            if empty
+            else 0.6 + 0.2 * (m.get("headings", 0) > 0) + 0.2 * (m.get("landmarks", 0) > 0 or text_chars > 200),
+        }
+
+    def score(self, instruction: str, render: RenderResult) -> PageScore:
+        """Synchronous scoring (the judge does no I/O)."""
+        if not render.ok or not render.screenshot:
+            return PageScore(0.0, 0.0, 0.0, rationale=f"render failed: {render.error}")
+        c = self.criteria(instruction, render)
+        if c["content"] == 0.0:
+            return PageScore(0.0, 0.0, 0.0, rationale="blank page")
+
+        def weighted(weights: dict[str, float]) -> float:
+            return sum(w * c[k] for k, w in weights.items()) / sum(weights.values())
+
+        alignment = 40.0 * (0.25 + 0.75 * c["coverage"])
+        aesthetics = 30.0 * weighted(self.aesthetics_weights)
+        structure = 30.0 * weighted(self.structure_weights)
+        weakest = sorted((k for k in c if k != "coverage"), key=c.get)[:3]
+        rationale = "weakest: " + ", ".join(f"{k}={c[k]:.2f}" for k in weakest)
+        return PageScore(round(alignment, 3), round(aesthetics, 3), round(structure, 3), rationale=rationale)
+
+    async def score_page(self, instruction: str, render: RenderResult) -> PageScore | None:
+        return self.score(instruction, render)
+
+
+def changed_pixels(before: bytes, after: bytes, threshold: int = 24) -> int:
+    """Number of pixels whose colour changed by more than `threshold` (any channel) between two screenshots."""
+    a = np.asarray(Image.open(io.BytesIO(before)).convert("RGB"), dtype=np.int16)
+    b = np.asarray(Image.open(io.BytesIO(after)).convert("RGB"), dtype=np.int16)
+    if a.shape != b.shape:
+        return max(a.shape[0] * a.shape[1], b.shape[0] * b.shape[1])
+    return int((np.abs(a - b).max(axis=-1) > threshold).sum())
+
+
+class HeuristicInteractionJudge(InteractionJudge):
+    """
+    Model-free planner and grader for the interactive agent.
+
+    The planner tries what a first-time visitor would: type into text fields (then Enter), press the buttons and
+    in-page links, and, for games (a canvas, or game words in the instruction), the arrow keys. The grader counts an
+    interaction as working when the viewport visibly changed (more than `min_changed_pixels` pixels): it rewards
+    pages that respond, not pages that respond *correctly*, which needs a VLM. A page animating on its own (a canvas
+    game loop) passes every interaction.
+
+    Args:
+        min_changed_pixels (`int`, *optional*, defaults to `16`):
+            Changed pixels above which an interaction counts as a success (one changed digit is a few dozen).
+        typed_text (`str`, *optional*, defaults to `"hello"`):
+            Text typed into input fields.
+    """
+
+    name = "heuristic_interaction_judge"
+
+    def __init__(self, min_changed_pixels: int = 16, typed_text: str = "hello"):
+        if min_changed_pixels < 1:
+            raise ValueError(f"`min_changed_pixels` must be at least 1, got {min_changed_pixels}.")
+        self.min_changed_pixels = min_changed_pixels
+        self.typed_text = typed_text
+
+    async def plan_interactions(
+        self, instruction: str, screenshot: bytes, elements: list[dict[str, Any]], max_actions: int = 5
+    ) -> list[Action] | None:
+        text_types = {"", "text", "search", "email", "url", "tel", "number", "password"}
+        typing = [e for e in elements if e["tag"] in ("input", "textarea") and e.get("type", "") in text_types]
+        clicking = [
+            e
+            for e in elements
+            if e["tag"] in ("button", "summary", "select")
+            or e.get("role") in ("button", "tab", "menuitem", "switch", "checkbox")
+            or (e["tag"] == "input" and e.get("type") in ("button", "submit", "checkbox", "radio", "range", "reset"))
+            or (e["tag"] == "a" and e.get("in_page", False))
+            or e.get("onclick", False)
+        ]
+        game = any(e["tag"] == "canvas" for e in elements) or any(w in instruction.lower() for w in _GAME_WORDS)
+        actions: list[Action] = []
+        if game:
+            actions.append(Action("key", key="ArrowRight", expectation="the game reacts to the arrow key"))
+        for element in typing[:1]:
+            actions.append(Action("type", mark=element["mark"], text=self.typed_text, expectation="input accepted"))
+        for element in clicking:
+            actions.append(Action("click", mark=element["mark"], expectation=f"clicking '{element['text']}' responds"))
+        if game:
+            actions.append(Action("key", key="ArrowUp", expectation="the game reacts to the arrow key"))
+        return actions[:max_actions]
+
+    async def grade_interaction(self, instruction: str, action: Action, before: bytes, after: bytes) -> bool | None:
+        return changed_pixels(before, after) > self.min_changed_pixels
+
+
+__all__ = [
+    "DesignJudge",
+    "HeuristicInteractionJudge",
+    "changed_pixels",
+    "instruction_keywords",
+    "screenshot_statistics",
+]

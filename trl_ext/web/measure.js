@@ -1,0 +1,147 @@
+// Design measurements of a rendered page, read by the offline design judge (trl_ext/web/design_judge.py).
+// Evaluated with page.evaluate(): one arrow function returning a JSON-serialisable object.
+() => {
+  const MAX_ELEMENTS = 400;
+  const vw = window.innerWidth;
+  const vh = window.innerHeight;
+  const doc = document.documentElement;
+  const body = document.body;
+
+  const parseColor = (text) => {
+    const m = text && text.match(/rgba?\(([^)]+)\)/);
+    if (!m) return null;
+    const parts = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+    return { r: parts[0], g: parts[1], b: parts[2], a: parts.length > 3 ? parts[3] : 1 };
+  };
+  const luminance = (c) => {
+    const channel = (v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+  };
+  const blend = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a),
+    g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a),
+    a: 1,
+  });
+  // Effective background behind an element: blend the ancestors' background colours; null when an image or
+  // gradient is in the way (the contrast is then unknown and the element is skipped).
+  const backgroundOf = (element) => {
+    const layers = [];
+    for (let node = element; node && node.nodeType === 1; node = node.parentElement) {
+      const style = getComputedStyle(node);
+      if (style.backgroundImage && style.backgroundImage !== "none") return null;
+      const color = parseColor(style.backgroundColor);
+      if (color && color.a > 0) {
+        layers.push(color);
+        if (color.a >= 1) break;
+      }
+    }
+    let result = { r: 255, g: 255, b: 255, a: 1 };
+    for (let i = layers.length - 1; i >= 0; i--) result = blend(layers[i], result);
+    return result;
+  };
+  const visible = (element, style, rect) =>
+    rect.width > 0 && rect.height > 0 && style.visibility !== "hidden" && style.display !== "none" &&
+    Number(style.opacity) > 0.05;
+
+  // Text blocks: elements with their own non-blank text.
+  const blocks = [];
+  const walker = document.createTreeWalker(body || doc, NodeFilter.SHOW_ELEMENT);
+  let visited = 0;
+  for (let node = walker.currentNode; node && visited < 5000; node = walker.nextNode()) {
+    visited++;
+    if (["SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "SVG"].includes(node.tagName)) continue;
+    let ownText = "";
+    for (const child of node.childNodes) if (child.nodeType === 3) ownText += child.textContent;
+    ownText = ownText.trim();
+    if (!ownText) continue;
+    const style = getComputedStyle(node);
+    const rect = node.getBoundingClientRect();
+    if (!visible(node, style, rect)) continue;
+    blocks.push({ node, style, rect, chars: ownText.length });
+    if (blocks.length >= MAX_ELEMENTS) break;
+  }
+
+  let contrastChars = 0, goodContrastChars = 0, minContrast = 21, tinyChars = 0, totalChars = 0;
+  const fontSizes = new Set(), fontFamilies = new Set(), lefts = new Map();
+  for (const block of blocks) {
+    const size = parseFloat(block.style.fontSize) || 16;
+    const weight = parseInt(block.style.fontWeight) || 400;
+    totalChars += block.chars;
+    fontSizes.add(Math.round(size));
+    fontFamilies.add(block.style.fontFamily.split(",")[0].trim().toLowerCase());
+    if (size < 11) tinyChars += block.chars;
+    const left = Math.round(block.rect.left / 4) * 4;
+    lefts.set(left, (lefts.get(left) || 0) + 1);
+    const fg = parseColor(block.style.color);
+    const bg = backgroundOf(block.node);
+    if (!fg || !bg) continue;
+    const text = blend(fg, bg);
+    const l1 = luminance(text), l2 = luminance(bg);
+    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+    const large = size >= 24 || (size >= 18.66 && weight >= 700);
+    contrastChars += block.chars;
+    if (ratio >= (large ? 3 : 4.5)) goodContrastChars += block.chars;
+    minContrast = Math.min(minContrast, ratio);
+  }
+
+  // Overlap between text blocks that are not nested in one another (text drawn over text).
+  let overlapping = 0;
+  const n = Math.min(blocks.length, 200);
+  const overlapped = new Array(n).fill(false);
+  for (let i = 0; i < n; i++) {
+    const a = blocks[i].rect;
+    for (let j = i + 1; j < n; j++) {
+      const b = blocks[j].rect;
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w <= 1 || h <= 1) continue;
+      if (blocks[i].node.contains(blocks[j].node) || blocks[j].node.contains(blocks[i].node)) continue;
+      const smaller = Math.min(a.width * a.height, b.width * b.height);
+      if (w * h > 0.2 * smaller) {
+        overlapped[i] = overlapped[j] = true;
+      }
+    }
+  }
+  overlapping = overlapped.filter(Boolean).length;
+
+  // Horizontal overflow: content wider than the viewport, and elements sticking out of it.
+  let overflowing = 0, clippedText = 0;
+  for (const block of blocks) {
+    if (block.rect.right > vw + 2 || block.rect.left < -2) overflowing++;
+    const el = block.node;
+    if (el.scrollWidth > el.clientWidth + 2 && ["hidden", "clip"].includes(block.style.overflowX)) clippedText++;
+  }
+
+  const alignedBlocks = [...lefts.values()].filter((count) => count > 1).reduce((s, c) => s + c, 0);
+  const count = (selector) => document.querySelectorAll(selector).length;
+  const pageHeight = Math.max(doc.scrollHeight, body ? body.scrollHeight : 0);
+  return {
+    viewport: { width: vw, height: vh },
+    page_height: pageHeight,
+    scroll_width: doc.scrollWidth,
+    text_blocks: blocks.length,
+    text_chars: totalChars,
+    contrast_checked_chars: contrastChars,
+    good_contrast_fraction: contrastChars ? goodContrastChars / contrastChars : null,
+    min_contrast: contrastChars ? minContrast : null,
+    tiny_text_fraction: totalChars ? tinyChars / totalChars : 0,
+    font_sizes: fontSizes.size,
+    font_families: fontFamilies.size,
+    overlapping_blocks: overlapping,
+    overflowing_blocks: overflowing,
+    clipped_text_blocks: clippedText,
+    aligned_fraction: blocks.length ? alignedBlocks / blocks.length : 0,
+    left_edges: lefts.size,
+    headings: count("h1,h2,h3,h4,h5,h6"),
+    landmarks: count("header,nav,main,footer,section,article,aside"),
+    images: count("img,svg,canvas,video,picture"),
+    canvases: count("canvas"),
+    interactive: count("a[href],button,input,select,textarea,[onclick],[role=button]"),
+    title: document.title || "",
+    text_sample: ((body && body.innerText) || "").slice(0, 4000),
+  };
+}
