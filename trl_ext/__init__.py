@@ -9,6 +9,13 @@ __version__ = "0.1.0.dev0"
 
 from .generation import MaskedDiffusionSampler  # noqa: E402
 from .models import MaskedDiffusionAdapter  # noqa: E402
-from .trainers import CoupledGRPOConfig, CoupledGRPOTrainer  # noqa: E402
+from .trainers import AesCoderGRPOConfig, AesCoderGRPOTrainer, CoupledGRPOConfig, CoupledGRPOTrainer  # noqa: E402
 
-__all__ = ["CoupledGRPOConfig", "CoupledGRPOTrainer", "MaskedDiffusionAdapter", "MaskedDiffusionSampler"]
+__all__ = [
+    "AesCoderGRPOConfig",
+    "AesCoderGRPOTrainer",
+    "CoupledGRPOConfig",
+    "CoupledGRPOTrainer",
+    "MaskedDiffusionAdapter",
+    "MaskedDiffusionSampler",
+]

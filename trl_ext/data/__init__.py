@@ -45,3 +45,49 @@ def load_code_problems(system_prompt: str | None = None):
             }
         )
     return Dataset.from_list(rows)
+
+
+WEB_DESIGN_PROMPTS_FILE = "web_design_prompts.jsonl"
+WEB_DESIGN_CATEGORIES = ("website", "3d", "game", "ui_component", "data_visualization")
+# The instruction AesCoder-style models are trained with: one self-contained page in one fenced block.
+WEB_DESIGN_SYSTEM_PROMPT = (
+    "You are an expert front-end engineer and designer. Answer with one complete, self-contained HTML document "
+    "(CSS in a <style> element, JavaScript in <script> elements; libraries from public CDNs are allowed) in a single "
+    "```html code block. The page must look polished, be readable and responsive, and every control must work."
+)
+
+
+def load_web_design_prompts(categories=None, system_prompt: str | None = WEB_DESIGN_SYSTEM_PROMPT):
+    """
+    Load the 36 bundled web-design prompts, written for trl_ext in the five categories of AesCoder's OpenDesign
+    benchmark (website, 3D, game, UI component, data visualisation), as a conversational dataset.
+
+    Args:
+        categories (`Sequence[str]`, *optional*):
+            Keep only these categories (any of `WEB_DESIGN_CATEGORIES`).
+        system_prompt (`str`, *optional*, defaults to `WEB_DESIGN_SYSTEM_PROMPT`):
+            System message prepended to each prompt; `None` for none.
+
+    Returns:
+        `datasets.Dataset`: Columns `prompt` (list of messages), `instruction` (the request alone), `category` and
+        `id`.
+    """
+    from datasets import Dataset
+
+    if categories is not None:
+        unknown = sorted(set(categories) - set(WEB_DESIGN_CATEGORIES))
+        if unknown:
+            raise ValueError(f"Unknown `categories` {unknown}; choose from {list(WEB_DESIGN_CATEGORIES)}.")
+    rows = []
+    text = resources.files(__name__).joinpath(WEB_DESIGN_PROMPTS_FILE).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if categories is not None and item["category"] not in categories:
+            continue
+        messages = [{"role": "user", "content": item["instruction"]}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        rows.append({"prompt": messages, **item})
+    return Dataset.from_list(rows)

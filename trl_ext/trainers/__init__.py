@@ -1,12 +1,17 @@
+from .aescoder_grpo_config import AesCoderGRPOConfig
+from .aescoder_grpo_trainer import AesCoderGRPOTrainer, build_aesthetic_reward
 from .coupled_estimator import ESTIMATORS, MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import CoupledGRPOConfig
 from .coupled_grpo_trainer import CoupledGRPOTrainer
 
 __all__ = [
+    "AesCoderGRPOConfig",
+    "AesCoderGRPOTrainer",
     "ESTIMATORS",
     "CoupledGRPOConfig",
     "CoupledGRPOTrainer",
     "MaskPlan",
+    "build_aesthetic_reward",
     "draw_mask_plan",
     "estimate_log_likelihood",
 ]

@@ -1,0 +1,119 @@
+# /// script
+# dependencies = [
+#     "trl_ext[web]",
+#     "trl>=1.16,<1.17",
+# ]
+# ///
+"""
+GRPO with agentic aesthetic rewards for code (AesCoder, https://huggingface.co/papers/2510.23272).
+
+Each completion's HTML is linted, rendered once in headless Chromium (Debian's `chromium`, driven by Playwright),
+scored by a static aesthetics judge, and tried by a GUI agent; the reward is 0.1 * execution + 0.8 * static + 0.1 *
+interactive.
+
+The paper recipe (Qwen3-4B-Instruct-2507 after the SFT stage; a VLM judge served by vLLM on another node):
+
+```bash
+vllm serve Qwen/Qwen2.5-VL-72B-Instruct --port 8000 &       # on the judge node
+accelerate launch --config_file recipes/accelerate_configs/zero2.yaml recipes/aescoder_grpo.py \
+    --config recipes/configs/aescoder_grpo_paper.yaml --judge_base_url http://judge-node:8000/v1
+```
+
+A tiny offline run (random-weight model, bundled prompts, the model-free design judge; a couple of minutes on CPU):
+
+```bash
+accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescoder_grpo_tiny.yaml
+```
+
+`--model_name_or_path tiny-random:causal` builds a tiny random-weight model with `trl_ext.testing`;
+`--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file with a `prompt` column, or `trl_ext/web_design_prompts`
+(the 36 bundled prompts). Local copies of CDN libraries are served to the pages once installed with
+`python -m trl_ext.web.vendor install`.
+"""
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from datasets import DatasetDict, load_dataset
+from transformers import AutoTokenizer
+from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
+
+from trl_ext import AesCoderGRPOConfig, AesCoderGRPOTrainer
+from trl_ext.testing import make_tiny_causal_lm, make_tokenizer, save_tiny_model
+
+BUNDLED_PROMPTS = "trl_ext/web_design_prompts"
+
+
+@dataclass
+class AesCoderScriptArguments(ScriptArguments):
+    dataset_name: str | None = field(
+        default=BUNDLED_PROMPTS,
+        metadata={"help": "Hub id, local .json/.jsonl file (a `prompt` column), or trl_ext/web_design_prompts."},
+    )
+    categories: list[str] | None = field(
+        default=None, metadata={"help": "With the bundled prompts: keep only these categories."}
+    )
+
+
+def build_tiny_model(output_dir: str, accelerator_state) -> str:
+    """Save a tiny random causal LM once (main process first) and return its folder."""
+    path = os.path.join(output_dir, "tiny-base-model")
+    with accelerator_state.main_process_first():
+        if not os.path.exists(os.path.join(path, "config.json")):
+            tokenizer = make_tokenizer(with_mask_token=False)
+            save_tiny_model(make_tiny_causal_lm(tokenizer, hidden_size=64), tokenizer, path)
+    return path
+
+
+def main(script_args, training_args, model_args):
+    from accelerate import PartialState
+
+    model_name = model_args.model_name_or_path
+    if model_name == "tiny-random:causal":
+        model_name = build_tiny_model(training_args.output_dir, PartialState())
+    elif model_name.startswith("tiny-random:"):
+        raise ValueError(f"Unknown tiny model {model_name!r}: use 'tiny-random:causal'.")
+
+    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
+    training_args.model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": dtype,
+    }
+    tokenizer = AutoTokenizer.from_pretrained(model_name, trust_remote_code=training_args.trust_remote_code)
+
+    name = script_args.dataset_name
+    if name == BUNDLED_PROMPTS:
+        from trl_ext.data import load_web_design_prompts
+
+        dataset = DatasetDict({script_args.dataset_train_split: load_web_design_prompts(script_args.categories)})
+    elif name.endswith((".json", ".jsonl")):
+        dataset = load_dataset("json", data_files=name)
+    else:
+        dataset = load_dataset(name, name=script_args.dataset_config)
+
+    trainer = AesCoderGRPOTrainer(
+        model=model_name,
+        args=training_args,
+        train_dataset=dataset[script_args.dataset_train_split],
+        eval_dataset=dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    dataset_name = None if name == BUNDLED_PROMPTS or name.endswith((".json", ".jsonl")) else name
+    trainer.create_model_card(dataset_name=dataset_name)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=dataset_name)
+    if trainer.accelerator.is_main_process:
+        counters = dict(trainer.aesthetic_reward.counters)
+        print(f"Model, tokenizer and model card saved to {training_args.output_dir}")
+        print(f"Best/worst page screenshots per step: {os.path.join(training_args.output_dir, 'screenshots')}")
+        print(f"Failures by kind over the run: {counters or 'none'}")
+
+
+if __name__ == "__main__":
+    parser = TrlParser((AesCoderScriptArguments, AesCoderGRPOConfig, ModelConfig))
+    main(*parser.parse_args_and_config())
