@@ -17,7 +17,7 @@ import time
 
 from trl_ext.rewards.agentic import AgenticAestheticReward
 from trl_ext.web import BrowserPool
-from trl_ext.web.browser import _MEASURE_JS, CHROMIUM_ARGS, find_chromium
+from trl_ext.web.browser import _CAPTURE_JS, _MOBILE_JS, CHROMIUM_ARGS, find_chromium
 
 PAGES = [
     """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Page {i}</title><style>
@@ -96,15 +96,16 @@ async def browser_per_page(documents, concurrency):
                             await route.abort("internetdisconnected")
 
                     await page.route("**/*", serve)
+                    # The same calls as the pool makes for one page.
                     await page.goto("http://bench.invalid/", wait_until="load")
                     await page.evaluate(
-                        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+                        "() => document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => "
+                        "requestAnimationFrame(r)))).then(() => new Promise(r => setTimeout(r, 100)))"
                     )
-                    await page.wait_for_timeout(100)
-                    await page.evaluate(_MEASURE_JS)
-                    await page.screenshot(full_page=True, animations="disabled")
+                    await page.evaluate(_CAPTURE_JS)
+                    await page.screenshot(full_page=True, caret="hide")
                     await page.set_viewport_size({"width": 390, "height": 844})
-                    await page.evaluate("() => document.documentElement.scrollWidth")
+                    await page.evaluate(_MOBILE_JS)
                 finally:
                     await browser.close()
 

@@ -62,6 +62,25 @@ BROWSER_CRASHED = "browser_crashed"
 INFRA_RENDER_FAILURES = (BROWSER_CRASHED,)
 
 _MEASURE_JS = (Path(__file__).parent / "measure.js").read_text()
+# Finite CSS animations and transitions jump to their end, infinite ones back to their start, so the screenshot shows
+# the settled page (what Playwright's `animations="disabled"` does, in one call instead of several).
+_FINISH_ANIMATIONS_JS = """
+for (const animation of document.getAnimations()) {
+  try {
+    const timing = animation.effect && animation.effect.getComputedTiming();
+    if (timing && Number.isFinite(timing.endTime)) animation.finish(); else animation.cancel();
+  } catch (error) {}
+}
+"""
+_CAPTURE_JS = f"() => {{ {_FINISH_ANIMATIONS_JS} return ({_MEASURE_JS})(); }}"
+_CAPTURE_HEIGHT_JS = (
+    f"() => {{ {_FINISH_ANIMATIONS_JS} return {{page_height: Math.max(document.documentElement.scrollHeight, "
+    "document.body ? document.body.scrollHeight : 0)}; }"
+)
+_MOBILE_JS = (
+    "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    ".then(() => ({width: window.innerWidth, scroll_width: document.documentElement.scrollWidth}))"
+)
 
 
 def find_chromium() -> str:
@@ -120,12 +139,27 @@ class _Slot:
         self.generation = generation
         self.uses = 0
         self.page = None
+        self.cdp = None
+        self.frozen = False
         self.result: RenderResult | None = None
         self.crashed: asyncio.Event | None = None
 
-    async def tab(self):
-        if self.page is None or self.page.is_closed():
+    async def set_frozen(self, frozen: bool) -> None:
+        """Freeze (no tasks, timers or frames run) or resume the tab through the DevTools lifecycle API."""
+        if self.cdp is not None and self.frozen != frozen:
+            await self.cdp.send("Page.setWebLifecycleState", {"state": "frozen" if frozen else "active"})
+            self.frozen = frozen
+
+    async def tab(self, viewport: tuple[int, int]):
+        """The slot's tab, resumed and at `viewport` (resized while still frozen: no layout of the old page)."""
+        if self.page is not None and not self.page.is_closed():
+            if tuple((self.page.viewport_size or {}).values()) != viewport:
+                await self.page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
+            await self.set_frozen(False)
+        else:
             page = await self.context.new_page()
+            self.cdp = await self.context.new_cdp_session(page)
+            self.frozen = False
             page.on("crash", lambda _: self.crashed is not None and self.crashed.set())
             page.on("pageerror", lambda error: self._error(f"uncaught: {_short(str(error))}"))
             page.on(
@@ -153,6 +187,7 @@ class _Slot:
                 ),
             )
             self.page = page
+            await page.set_viewport_size({"width": viewport[0], "height": viewport[1]})
         return self.page
 
     def _error(self, text: str) -> None:
@@ -456,10 +491,10 @@ class BrowserPool:
             healthy = session.result.error not in (PAGE_TIMEOUT, PAGE_CRASHED)
             slot.result = slot.crashed = None
             if healthy:
-                # The tab stays for the next document; leaving the page stops its timers and animation loops, which
-                # would otherwise keep burning CPU while the slot waits.
+                # The tab stays for the next document. Freezing it stops its timers and animation loops, which would
+                # otherwise keep burning CPU while the slot waits (e.g. during the training step).
                 try:
-                    await asyncio.wait_for(page.goto("about:blank", timeout=0), 5)
+                    await asyncio.wait_for(slot.set_frozen(True), 5)
                 except Exception:
                     healthy = False
             if healthy:
@@ -472,10 +507,7 @@ class BrowserPool:
         result = RenderResult(ok=False)
         start = time.monotonic()
         try:
-            page = await slot.tab()
-            wanted = tuple(viewport) if viewport is not None else self.viewport
-            if tuple((page.viewport_size or {}).values()) != wanted:
-                await page.set_viewport_size({"width": wanted[0], "height": wanted[1]})
+            page = await slot.tab(tuple(viewport) if viewport is not None else self.viewport)
         except Exception as error:
             if not self._browser_alive() or _looks_closed(error):
                 raise _BrowserGone() from error
@@ -486,13 +518,14 @@ class BrowserPool:
 
         async def load():
             await page.goto(url, wait_until="load", timeout=0)
+            # Web fonts (at most 1 s), two animation frames, then `settle_ms` for scripts and transitions: one call.
             await page.evaluate(
-                "() => Promise.race([document.fonts ? document.fonts.ready : null, "
+                "settle => Promise.race([document.fonts ? document.fonts.ready : null, "
                 "new Promise(r => setTimeout(r, 1000))]).then(() => new Promise(r => "
-                "requestAnimationFrame(() => requestAnimationFrame(r))))"
+                "requestAnimationFrame(() => requestAnimationFrame(r)))).then(() => new Promise(r => "
+                "setTimeout(r, settle)))",
+                self.settle_ms,
             )
-            if self.settle_ms:
-                await page.wait_for_timeout(self.settle_ms)
 
         crash_wait = asyncio.ensure_future(crashed.wait())
         load_task = asyncio.ensure_future(load())
@@ -557,15 +590,17 @@ class BrowserPool:
 
     async def _capture(self, session: PageSession, measure: bool) -> None:
         page, result = session.page, session.result
+        metrics = await page.evaluate(_CAPTURE_JS if measure else _CAPTURE_HEIGHT_JS)
         if measure:
-            result.metrics = await page.evaluate(_MEASURE_JS)
-        result.screenshot = await session.screenshot(full_page=True, max_height=self.max_screenshot_height)
+            result.metrics = metrics
+        options: dict[str, Any] = {"type": "png", "full_page": True, "caret": "hide"}
+        if metrics["page_height"] > self.max_screenshot_height:
+            width = page.viewport_size["width"]
+            options["clip"] = {"x": 0, "y": 0, "width": width, "height": self.max_screenshot_height}
+        result.screenshot = await page.screenshot(**options)
         if measure and self.mobile_viewport is not None:
             await page.set_viewport_size({"width": self.mobile_viewport[0], "height": self.mobile_viewport[1]})
-            await page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-            result.metrics["mobile"] = await page.evaluate(
-                "() => ({width: window.innerWidth, scroll_width: document.documentElement.scrollWidth})"
-            )
+            result.metrics["mobile"] = await page.evaluate(_MOBILE_JS)
 
     # ------------------------------------------------------------------------------------------------------------
     # Public API
