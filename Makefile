@@ -71,6 +71,7 @@ bench: install
 	$(PY) benchmarks/code_reward.py
 	$(PY) benchmarks/agentic_reward.py
 	$(PY) benchmarks/html_lint.py
+	$(PY) benchmarks/image_rewards.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -1,2 +1,6 @@
 from .code import *  # noqa: F403
-from .code import __all__  # noqa: F401
+from .code import __all__ as _code_all
+from .image import *  # noqa: F403
+from .image import __all__ as _image_all
+
+__all__ = [*_code_all, *_image_all]
