@@ -72,6 +72,7 @@ bench: install
 	$(PY) benchmarks/agentic_reward.py
 	$(PY) benchmarks/html_lint.py
 	$(PY) benchmarks/image_rewards.py
+	$(PY) benchmarks/image_sampling.py
 
 clean:
 	rm -rf $(VENV) outputs

@@ -7,15 +7,27 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0.dev0"
 
-from .generation import MaskedDiffusionSampler  # noqa: E402
-from .models import MaskedDiffusionAdapter  # noqa: E402
-from .trainers import AesCoderGRPOConfig, AesCoderGRPOTrainer, CoupledGRPOConfig, CoupledGRPOTrainer  # noqa: E402
+from .generation import ImageTokenSampler, MaskedDiffusionSampler  # noqa: E402
+from .models import LlamaGenConfig, LlamaGenForImageGeneration, MaskedDiffusionAdapter  # noqa: E402
+from .trainers import (  # noqa: E402
+    AesCoderGRPOConfig,
+    AesCoderGRPOTrainer,
+    ARImageGRPOConfig,
+    ARImageGRPOTrainer,
+    CoupledGRPOConfig,
+    CoupledGRPOTrainer,
+)
 
 __all__ = [
+    "ARImageGRPOConfig",
+    "ARImageGRPOTrainer",
     "AesCoderGRPOConfig",
     "AesCoderGRPOTrainer",
     "CoupledGRPOConfig",
     "CoupledGRPOTrainer",
+    "ImageTokenSampler",
+    "LlamaGenConfig",
+    "LlamaGenForImageGeneration",
     "MaskedDiffusionAdapter",
     "MaskedDiffusionSampler",
 ]

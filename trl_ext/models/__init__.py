@@ -1,3 +1,10 @@
 from .diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
+from .llamagen import LlamaGenConfig, LlamaGenForImageGeneration, LlamaGenKVCache
 
-__all__ = ["MaskedDiffusionAdapter", "add_diffusion_scoring"]
+__all__ = [
+    "LlamaGenConfig",
+    "LlamaGenForImageGeneration",
+    "LlamaGenKVCache",
+    "MaskedDiffusionAdapter",
+    "add_diffusion_scoring",
+]
