@@ -102,8 +102,8 @@ async def browser_per_page(documents, concurrency):
                         "() => document.fonts.ready.then(() => new Promise(r => requestAnimationFrame(() => "
                         "requestAnimationFrame(r)))).then(() => new Promise(r => setTimeout(r, 100)))"
                     )
-                    await page.evaluate(_CAPTURE_JS)
-                    await page.screenshot(full_page=True, caret="hide")
+                    metrics = await page.evaluate(_CAPTURE_JS)
+                    await page.screenshot(full_page=metrics["page_height"] > 960, caret="hide")
                     await page.set_viewport_size({"width": 390, "height": 844})
                     await page.evaluate(_MOBILE_JS)
                 finally:

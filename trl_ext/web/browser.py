@@ -593,7 +593,10 @@ class BrowserPool:
         metrics = await page.evaluate(_CAPTURE_JS if measure else _CAPTURE_HEIGHT_JS)
         if measure:
             result.metrics = metrics
-        options: dict[str, Any] = {"type": "png", "full_page": True, "caret": "hide"}
+        # A page that fits the viewport is captured as it is: a full-page capture resizes the view and lays the page
+        # out twice.
+        fits = metrics["page_height"] <= page.viewport_size["height"]
+        options: dict[str, Any] = {"type": "png", "full_page": not fits, "caret": "hide"}
         if metrics["page_height"] > self.max_screenshot_height:
             width = page.viewport_size["width"]
             options["clip"] = {"x": 0, "y": 0, "width": width, "height": self.max_screenshot_height}
