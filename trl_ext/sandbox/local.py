@@ -335,6 +335,13 @@ class LocalSandbox(CodeSandbox):
             job["drop_to_uid"] = _NOBODY
         command = [*self._command_prefix, self.python_executable, "-I", "-S", "-B", "-c", _RUNNER_SOURCE]
         outer_timeout = self._outer_timeout(len(tests), timeout)
+        stdout, stderr, timed_out = self._run_runner(command, env, cwd, job, outer_timeout, token, workdir)
+        return self._parse(stdout, stderr, tests, timed_out, outer_timeout)
+
+    def _run_runner(
+        self, command: list[str], env: dict, cwd: str | None, job: dict, outer_timeout: float, token: str, workdir
+    ) -> tuple[bytes, bytes, bool]:
+        """Start the runner, hand it `job`, wait at most `outer_timeout`; always clean up what it left behind."""
         try:
             try:
                 process = subprocess.Popen(
@@ -351,15 +358,14 @@ class LocalSandbox(CodeSandbox):
                 raise SandboxInfraError(SANDBOX_START, f"could not start the sandbox: {error}") from error
             try:
                 stdout, stderr = process.communicate(json.dumps(job).encode(), timeout=outer_timeout)
-                timed_out = False
+                return stdout, stderr, False
             except subprocess.TimeoutExpired:
-                timed_out = True
                 _kill_group(process)
                 stdout, stderr = process.communicate()
+                return stdout, stderr, True
             except BaseException:
                 _kill_group(process)
                 raise
-            return self._parse(stdout, stderr, tests, timed_out, outer_timeout)
         finally:
             if not self.uses_bwrap:
                 # Without a pid namespace, a daemon that escaped the runner (e.g. after killing it) is still around.
@@ -534,40 +540,8 @@ class LocalSandbox(CodeSandbox):
             job["drop_to_uid"] = _NOBODY
         command = [*command_prefix, self.python_executable, "-I", "-S", "-B", "-c", _RUNNER_SOURCE]
         outer_timeout = self._outer_timeout(1, timeout)
-        try:
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=process_env,
-                    cwd=cwd,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            except OSError as error:
-                raise SandboxInfraError(SANDBOX_START, f"could not start the sandbox: {error}") from error
-            try:
-                stdout, stderr = process.communicate(json.dumps(job).encode(), timeout=outer_timeout)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(process)
-                stdout, stderr = process.communicate()
-            except BaseException:
-                _kill_group(process)
-                raise
-            return self._parse_script(stdout, stderr, timed_out, outer_timeout)
-        finally:
-            if not self.uses_bwrap:
-                for pid in _scan_processes_with_token(token):
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+        stdout, stderr, timed_out = self._run_runner(command, process_env, cwd, job, outer_timeout, token, workdir)
+        return self._parse_script(stdout, stderr, timed_out, outer_timeout)
 
     @staticmethod
     def _parse_script(stdout: bytes, stderr: bytes, timed_out: bool, outer_timeout: float) -> ScriptResult:
