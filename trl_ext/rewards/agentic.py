@@ -298,7 +298,6 @@ class AgenticAestheticReward:
             return [pick(evaluation) for evaluation in evaluations]
 
         reward.__name__ = reward.__qualname__ = name
-        reward.suite = self
         return reward
 
     def evaluate(self, prompts, completions, **kwargs) -> list[AestheticEvaluation]:
@@ -313,8 +312,9 @@ class AgenticAestheticReward:
             raise ValueError(f"Got {len(prompts)} prompts for {len(completions)} completions; they must pair up.")
         instructions = [instruction_text(p) for p in prompts]
         documents = [extract_html(completion_text(c)) for c in completions]
-        evaluations = self.pool.call(self._evaluate_batch, instructions, documents)
-        batch_id = hash(tuple(_key(i, d) for i, d in zip(instructions, documents)))
+        keys = [_key(i, d) for i, d in zip(instructions, documents)]
+        evaluations = self.pool.call(self._evaluate_batch, keys, instructions, documents)
+        batch_id = hash(tuple(keys))
         step = getattr(kwargs.get("trainer_state"), "global_step", None)
         if batch_id not in self._logged_batches:
             self._logged_batches[batch_id] = None
@@ -323,12 +323,13 @@ class AgenticAestheticReward:
             self._log_batch(evaluations, instructions, kwargs.get("log_metric"), step)
         return evaluations
 
-    async def _evaluate_batch(self, instructions: list[str], documents: list[str]) -> list[AestheticEvaluation]:
+    async def _evaluate_batch(
+        self, keys: list[str], instructions: list[str], documents: list[str]
+    ) -> list[AestheticEvaluation]:
         if self._semaphore is None:
             self._semaphore = asyncio.Semaphore(self.max_concurrency or self.pool.size)
         futures = []
-        for instruction, html in zip(instructions, documents):
-            key = _key(instruction, html)
+        for key, instruction, html in zip(keys, instructions, documents):
             future = self._cache.get(key)
             if future is None or (future.done() and future.exception() is not None):
                 future = asyncio.ensure_future(self._evaluate_one(instruction, html))

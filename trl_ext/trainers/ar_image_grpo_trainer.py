@@ -14,7 +14,6 @@ from transformers import GenerationConfig, JanusVQVAE, PreTrainedTokenizerFast
 from transformers.integrations import TensorBoardCallback
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
-from trl.models import unwrap_model_for_generation
 
 from ..generation.image_tokens import ImageTokenSampler
 from ..model_card import render_model_card
@@ -25,6 +24,7 @@ from ..models.llamagen import (
     pixels_to_pil,
     vq_downsample_ratio,
 )
+from ._rollout import rollout_model
 from .ar_image_grpo_config import ARImageGRPOConfig
 
 CITATION = """\
@@ -297,18 +297,7 @@ class ARImageGRPOTrainer(GRPOTrainer):
         device = self.accelerator.device
         mode = "train" if self.model.training else "eval"
         start = time.perf_counter()
-        with (
-            profiling_context(self, "ImageTokenSampler.sample"),
-            unwrap_model_for_generation(
-                self.model_wrapped,
-                self.accelerator,
-                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as unwrapped_model,
-            torch.no_grad(),
-            self._dist.summon_full_params(self.model_wrapped, recurse=False),
-            self.accelerator.autocast(),
-        ):
+        with rollout_model(self, "ImageTokenSampler.sample") as unwrapped_model:
             out = self.sampler.sample(
                 unwrapped_model,
                 **self._rollout_condition,

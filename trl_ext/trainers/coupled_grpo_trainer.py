@@ -5,13 +5,12 @@ from __future__ import annotations
 import torch
 from accelerate.utils import gather
 from trl import GRPOTrainer
-from trl.extras.profiling import profiling_context
-from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
 
 from ..generation.masked_diffusion import MaskedDiffusionSampler
 from ..model_card import write_model_card
 from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
+from ._rollout import rollout_model
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import CoupledGRPOConfig
 
@@ -113,18 +112,7 @@ class CoupledGRPOTrainer(GRPOTrainer):
         prompts = [torch.tensor(ids) for ids in prompt_ids]
         padded = pad(prompts, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device)
         mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left").to(device)
-        with (
-            profiling_context(self, "diffusion.sample"),
-            unwrap_model_for_generation(
-                self.model_wrapped,
-                self.accelerator,
-                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-            ) as unwrapped_model,
-            torch.no_grad(),
-            self._dist.summon_full_params(self.model_wrapped, recurse=False),
-            self.accelerator.autocast(),
-        ):
+        with rollout_model(self, "diffusion.sample") as unwrapped_model:
             out = self.sampler.sample(unwrapped_model, padded, mask, generator=self._sample_generator)
         stats = torch.tensor(
             [out.ar_ness.mean().item(), out.tokens_per_forward, float(out.num_forwards)], device=device
@@ -142,9 +130,7 @@ class CoupledGRPOTrainer(GRPOTrainer):
         self._rollout_plans = None  # drawn lazily by the first estimate TRL asks for (old or reference)
         output = super()._generate_and_score_completions(inputs)
         if self._rollout_plans is None:
-            self._rollout_plans = self._draw_plans(
-                output["prompt_mask"], output["completion_mask"], self._num_plans()
-            )
+            self._rollout_plans = self._draw_plans(output["prompt_mask"], output["completion_mask"], self._num_plans())
         plans, self._rollout_plans = self._rollout_plans, None
         output["coupled_masks"] = torch.stack([p.completion_masks for p in plans], 1)
         output["coupled_coef"] = torch.stack([p.coef for p in plans], 1)

@@ -59,7 +59,6 @@ PAGE_TIMEOUT = "page_timeout"
 PAGE_CRASHED = "page_crashed"
 PAGE_ERROR = "page_error"
 BROWSER_CRASHED = "browser_crashed"
-INFRA_RENDER_FAILURES = (BROWSER_CRASHED,)
 
 _MEASURE_JS = (Path(__file__).parent / "measure.js").read_text()
 # Finite CSS animations and transitions jump to their end, infinite ones back to their start, so the screenshot shows
@@ -209,18 +208,9 @@ class PageSession:
         self.result = result
         self.host = host
 
-    async def screenshot(self, full_page: bool = False, max_height: int | None = None) -> bytes:
-        """PNG of the viewport (or of the whole page, cut at `max_height` CSS pixels), with animations settled."""
-        options: dict[str, Any] = {"type": "png", "animations": "disabled", "caret": "hide"}
-        if full_page:
-            height = await self.page.evaluate(
-                "() => Math.max(document.documentElement.scrollHeight, document.body ? document.body.scrollHeight : 0)"
-            )
-            width = self.page.viewport_size["width"]
-            if max_height is not None and height > max_height:
-                options["clip"] = {"x": 0, "y": 0, "width": width, "height": max_height}
-            options["full_page"] = True
-        return await self.page.screenshot(**options)
+    async def screenshot(self) -> bytes:
+        """PNG of the viewport with CSS animations settled (the interactive agent's before/after views)."""
+        return await self.page.screenshot(type="png", animations="disabled", caret="hide")
 
 
 class BrowserPool:
@@ -557,12 +547,8 @@ class BrowserPool:
         self.stats.pages += 1
         async with self.session(html) as session:
             result = session.result
-            if result.error is not None and result.error != PAGE_ERROR:
+            if result.error is not None:  # the load timed out, crashed or failed: nothing to capture
                 self.stats.failures[result.error] += 1
-                result.elapsed = time.monotonic() - start
-                return result
-            if result.error == PAGE_ERROR:
-                self.stats.failures[PAGE_ERROR] += 1
                 result.elapsed = time.monotonic() - start
                 return result
             remaining = self.page_timeout - (time.monotonic() - start)
@@ -574,10 +560,10 @@ class BrowserPool:
                     # its own time.
                     result.interaction = await interact(session)
             except asyncio.TimeoutError:
+                # The renderer is stuck (e.g. a JS loop started after load): the error makes the session discard
+                # the context.
                 result.error = PAGE_TIMEOUT
                 self.stats.failures[PAGE_TIMEOUT] += 1
-                # The renderer is stuck (e.g. a JS loop started after load): make the session discard the context.
-                session.result.error = PAGE_TIMEOUT
                 await _close_quietly(session.page)
             except Exception as error:
                 if not self._browser_alive() or _looks_closed(error):
@@ -630,7 +616,7 @@ class BrowserPool:
         for attempt in range(2):
             try:
                 return await self.arender_local(html, measure, interact)
-            except (_BrowserGone, Exception) as error:
+            except Exception as error:
                 if isinstance(error, BrowserCrashedError):
                     raise
                 if self._browser_alive() and not _looks_closed(error):
