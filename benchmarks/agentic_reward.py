@@ -1,10 +1,10 @@
 """
 Pages scored per second: the pooled renderer (long-lived Chromium contexts) against a new browser per page, both at
 the same concurrency and doing the same work (load, settle, design measurements, full-page screenshot), plus the
-whole agentic reward (lint + render + design judge + GUI agent). Peak memory is the summed RSS of every Chromium
-process (this Python process, which holds torch for the trainer, is left out), sampled every 20 ms.
+whole agentic reward (lint + render + design judge + GUI agent). Peak memory is the summed PSS of every Chromium
+process (this Python process, which holds torch for the trainer, is left out), sampled every 50 ms.
 
-    python benchmarks/agentic_reward.py [--pages 24] [--concurrency 2]
+    python benchmarks/agentic_reward.py [--pages 48] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 
 from trl_ext.rewards.agentic import AgenticAestheticReward
 from trl_ext.web import BrowserPool
-from trl_ext.web.browser import _CAPTURE_JS, _MOBILE_JS, CHROMIUM_ARGS, find_chromium
+from trl_ext.web.browser import _CAPTURE_JS, _MOBILE_JS, CHROMIUM_ARGS, capture_png, find_chromium, screenshot_params
 
 PAGES = [
     """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Page {i}</title><style>
@@ -37,35 +37,53 @@ for (let k = 0; k < 12; k++) {{ ctx.fillStyle = `hsl(${{k * 30}}, 70%, 50%)`; ct
 ]
 
 
-class PeakMemory:
-    """Peak of the Chromium processes' summed resident memory, sampled in a thread."""
+def chromium_pids():
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"chrom" in f.read(200):
+                        pids.append(entry)
+            except OSError:
+                pass
+    return pids
 
-    def __init__(self, interval=0.02):
+
+def wait_for_no_chromium(timeout=30.0):
+    """Let the previous measurement's Chromium processes exit, so they are not counted in the next one."""
+    deadline = time.monotonic() + timeout
+    while chromium_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+class PeakMemory:
+    """
+    Peak of the Chromium processes' summed proportional set size (PSS: memory shared between processes, such as the
+    browser's libraries, is split between them instead of counted once per process), sampled in a thread.
+    """
+
+    def __init__(self, interval=0.05):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
 
     @staticmethod
-    def _rss(pid):
+    def _pss(pid):
         try:
-            with open(f"/proc/{pid}/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        return int(line.split()[1]) * 1024
         except OSError:
-            return 0
+            pass
+        return 0
 
     def _sample(self):
         while not self._stop.is_set():
-            total = 0
-            for entry in os.listdir("/proc"):
-                if entry.isdigit():
-                    try:
-                        with open(f"/proc/{entry}/cmdline", "rb") as f:
-                            if b"chrom" in f.read(200):
-                                total += self._rss(entry)
-                    except OSError:
-                        pass
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, sum(self._pss(pid) for pid in chromium_pids()))
             time.sleep(self.interval)
 
     def __enter__(self):
+        wait_for_no_chromium()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -87,7 +105,9 @@ async def browser_per_page(documents, concurrency):
             async with semaphore:
                 browser = await playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
                 try:
-                    page = await (await browser.new_context(viewport={"width": 1280, "height": 960})).new_page()
+                    context = await browser.new_context(viewport={"width": 1280, "height": 960})
+                    page = await context.new_page()
+                    cdp = await context.new_cdp_session(page)
 
                     async def serve(route):
                         if route.request.url.startswith("http://bench.invalid/"):
@@ -103,7 +123,7 @@ async def browser_per_page(documents, concurrency):
                         "requestAnimationFrame(r)))).then(() => new Promise(r => setTimeout(r, 100)))"
                     )
                     metrics = await page.evaluate(_CAPTURE_JS)
-                    await page.screenshot(full_page=metrics["page_height"] > 960, caret="hide")
+                    await capture_png(cdp, screenshot_params((1280, 960), metrics["page_height"], 6000))
                     await page.set_viewport_size({"width": 390, "height": 844})
                     await page.evaluate(_MOBILE_JS)
                 finally:
@@ -112,47 +132,63 @@ async def browser_per_page(documents, concurrency):
         await asyncio.gather(*(one(html) for html in documents))
 
 
+def run_naive(documents, concurrency):
+    start = time.perf_counter()
+    asyncio.run(browser_per_page(documents, concurrency))
+    return time.perf_counter() - start
+
+
+def run_pooled(documents, concurrency):
+    pool = BrowserPool(size=concurrency, settle_ms=100)
+    # Start-up (the browser, and each slot's context and tab) is paid once per run, not per page: warm every slot.
+    pool.render_many(documents[:concurrency])
+    start = time.perf_counter()
+    results = pool.render_many(documents)
+    seconds = time.perf_counter() - start
+    pool.close()
+    assert all(not isinstance(r, BaseException) and r.ok for r in results)
+    return seconds
+
+
+def run_full_reward(documents, concurrency):
+    pool = BrowserPool(size=concurrency, settle_ms=100)
+    reward = AgenticAestheticReward(pool=pool, agent_time_budget=15)
+    pool.render_many(documents[:concurrency])
+    start = time.perf_counter()
+    scores = reward.combined(prompts=["A product landing page"] * len(documents), completions=documents)
+    seconds = time.perf_counter() - start
+    reward.close()
+    pool.close()
+    assert all(s is not None for s in scores)
+    return seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument("--pages", type=int, default=48)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args()
     documents = [PAGES[i % len(PAGES)].format(i=i) for i in range(args.pages)]
     rows = []
+    for name, run in [
+        ("new browser per page", run_naive),
+        ("pooled contexts", run_pooled),
+        ("full agentic reward (pooled, + judge + GUI agent)", run_full_reward),
+    ]:
+        # Timed without the memory sampler (reading /proc costs CPU, more so with many short-lived processes), then
+        # run again under the sampler for the peak.
+        wait_for_no_chromium()
+        seconds = run(documents, args.concurrency)
+        with PeakMemory() as memory:
+            run(documents, args.concurrency)
+        rows.append((name, seconds, memory.peak))
 
-    with PeakMemory() as memory:
-        start = time.perf_counter()
-        asyncio.run(browser_per_page(documents, args.concurrency))
-        naive = time.perf_counter() - start
-    rows.append(("new browser per page", naive, memory.peak))
-
-    with PeakMemory() as memory:
-        pool = BrowserPool(size=args.concurrency, settle_ms=100)
-        pool.render(documents[0])  # start-up is paid once per run, not per page: measured apart
-        start = time.perf_counter()
-        results = pool.render_many(documents)
-        pooled = time.perf_counter() - start
-        pool.close()
-    assert all(not isinstance(r, BaseException) and r.ok for r in results)
-    rows.append(("pooled contexts", pooled, memory.peak))
-
-    with PeakMemory() as memory:
-        pool = BrowserPool(size=args.concurrency, settle_ms=100)
-        reward = AgenticAestheticReward(pool=pool, agent_time_budget=15)
-        pool.render(documents[0])
-        start = time.perf_counter()
-        scores = reward.combined(prompts=["A product landing page"] * len(documents), completions=documents)
-        full = time.perf_counter() - start
-        reward.close()
-        pool.close()
-    assert all(s is not None for s in scores)
-    rows.append(("full agentic reward (pooled, + judge + GUI agent)", full, memory.peak))
-
+    (_, naive, naive_peak), (_, pooled, pooled_peak) = rows[:2]
     print(f"{args.pages} pages, concurrency {args.concurrency}, {os.cpu_count()} CPU cores")
-    print("| renderer | pages/s | s/page | peak RSS (MiB) |\n|---|---|---|---|")
+    print("| renderer | pages/s | s/page | peak PSS (MiB) |\n|---|---|---|---|")
     for name, seconds, peak in rows:
         print(f"| {name} | {args.pages / seconds:.2f} | {seconds / args.pages:.3f} | {peak / 2**20:.0f} |")
-    print(f"pooled vs new browser per page: {naive / pooled:.1f}x pages/s, {rows[1][2] / rows[0][2]:.2f}x peak memory")
+    print(f"pooled vs new browser per page: {naive / pooled:.1f}x pages/s, {pooled_peak / naive_peak:.2f}x peak memory")
 
 
 if __name__ == "__main__":

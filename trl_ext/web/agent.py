@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .browser import _FRAMES_JS as _SETTLE_JS
 from .browser import PageSession
 from .judge import InteractionJudge
 from .types import Action
@@ -21,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 _MARKS_JS = (Path(__file__).parent / "marks.js").read_text()
 _CLEAR_MARKS_JS = "() => { const o = document.getElementById('__trl_ext_som'); if (o) o.remove(); }"
-_SETTLE_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 # AesCoder's GUI agent browses at 1920x1200.
 AGENT_VIEWPORT = (1920, 1200)
 

@@ -9,6 +9,7 @@ other event loop (`arender`, e.g. TRL's loop for async rewards) and from several
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import logging
@@ -61,25 +62,49 @@ PAGE_ERROR = "page_error"
 BROWSER_CRASHED = "browser_crashed"
 
 _MEASURE_JS = (Path(__file__).parent / "measure.js").read_text()
-# Finite CSS animations and transitions jump to their end, infinite ones back to their start, so the screenshot shows
-# the settled page (what Playwright's `animations="disabled"` does, in one call instead of several).
-_FINISH_ANIMATIONS_JS = """
+# Finite CSS animations and transitions jump to their end, infinite ones back to their start, and the text caret is
+# hidden, so the screenshot shows the settled page (what Playwright's `animations="disabled"` and `caret="hide"` do,
+# in one call instead of its several utility-world evaluations).
+_PREPARE_JS = """
 for (const animation of document.getAnimations()) {
   try {
     const timing = animation.effect && animation.effect.getComputedTiming();
     if (timing && Number.isFinite(timing.endTime)) animation.finish(); else animation.cancel();
   } catch (error) {}
 }
+{
+  const style = document.createElement("style");
+  style.textContent = "*, *::before, *::after { caret-color: transparent !important; }";
+  (document.head || document.documentElement).appendChild(style);
+}
 """
-_CAPTURE_JS = f"() => {{ {_FINISH_ANIMATIONS_JS} return ({_MEASURE_JS})(); }}"
+_CAPTURE_JS = f"() => {{ {_PREPARE_JS} return ({_MEASURE_JS})(); }}"
 _CAPTURE_HEIGHT_JS = (
-    f"() => {{ {_FINISH_ANIMATIONS_JS} return {{page_height: Math.max(document.documentElement.scrollHeight, "
+    f"() => {{ {_PREPARE_JS} return {{page_height: Math.max(document.documentElement.scrollHeight, "
     "document.body ? document.body.scrollHeight : 0)}; }"
 )
-_MOBILE_JS = (
-    "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-    ".then(() => ({width: window.innerWidth, scroll_width: document.documentElement.scrollWidth}))"
-)
+# Read right after the resize: reading `scrollWidth` forces style and layout at the new width (media queries
+# included), and no frame has to be painted for it (waiting two animation frames here cost ~7% of throughput).
+_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+_MOBILE_JS = "() => ({width: window.innerWidth, scroll_width: document.documentElement.scrollWidth})"
+
+
+def screenshot_params(viewport: tuple[int, int], page_height: int, max_height: int) -> dict[str, Any]:
+    """
+    DevTools `Page.captureScreenshot` parameters for a PNG of the whole page (cut at `max_height`): the viewport as it
+    is when the page fits, else the document rectangle captured beyond the viewport (no resize of the view).
+    """
+    params: dict[str, Any] = {"format": "png"}
+    if page_height > viewport[1]:
+        height = min(int(page_height), int(max_height))
+        params["captureBeyondViewport"] = True
+        params["clip"] = {"x": 0, "y": 0, "width": viewport[0], "height": height, "scale": 1}
+    return params
+
+
+async def capture_png(cdp, params: dict[str, Any]) -> bytes:
+    """One `Page.captureScreenshot` round trip through a page's DevTools session; returns the PNG bytes."""
+    return base64.b64decode((await cdp.send("Page.captureScreenshot", params))["data"])
 
 
 def find_chromium() -> str:
@@ -201,12 +226,14 @@ class PageSession:
     Attributes:
         page: The Playwright `Page` (async API).
         result ([`RenderResult`]): What the load produced so far (errors, failed requests).
+        cdp: The page's DevTools session (Playwright `CDPSession`).
     """
 
-    def __init__(self, page, result: RenderResult, host: str):
+    def __init__(self, page, result: RenderResult, host: str, cdp=None):
         self.page = page
         self.result = result
         self.host = host
+        self.cdp = cdp
 
     async def screenshot(self) -> bytes:
         """PNG of the viewport with CSS animations settled (the interactive agent's before/after views)."""
@@ -472,7 +499,7 @@ class BrowserPool:
                 self._documents.pop(host, None)
                 await self._discard(slot)
                 raise
-        session = PageSession(page, result, host)
+        session = PageSession(page, result, host, slot.cdp)
         try:
             yield session
         finally:
@@ -557,7 +584,10 @@ class BrowserPool:
                 result.ok = True
                 if interact is not None:
                     # The interaction hook runs in the same loaded page (one page load per completion) and bounds
-                    # its own time.
+                    # its own time. It gets the page back at the render viewport, with two frames drawn.
+                    if session.page.viewport_size != {"width": self.viewport[0], "height": self.viewport[1]}:
+                        await session.page.set_viewport_size({"width": self.viewport[0], "height": self.viewport[1]})
+                        await session.page.evaluate(_FRAMES_JS)
                     result.interaction = await interact(session)
             except asyncio.TimeoutError:
                 # The renderer is stuck (e.g. a JS loop started after load): the error makes the session discard
@@ -579,14 +609,12 @@ class BrowserPool:
         metrics = await page.evaluate(_CAPTURE_JS if measure else _CAPTURE_HEIGHT_JS)
         if measure:
             result.metrics = metrics
-        # A page that fits the viewport is captured as it is: a full-page capture resizes the view and lays the page
-        # out twice.
-        fits = metrics["page_height"] <= page.viewport_size["height"]
-        options: dict[str, Any] = {"type": "png", "full_page": not fits, "caret": "hide"}
-        if metrics["page_height"] > self.max_screenshot_height:
-            width = page.viewport_size["width"]
-            options["clip"] = {"x": 0, "y": 0, "width": width, "height": self.max_screenshot_height}
-        result.screenshot = await page.screenshot(**options)
+        # One DevTools call (Playwright's `page.screenshot` makes five or more round trips per capture). A page that
+        # fits the viewport is captured as it is.
+        viewport = (page.viewport_size["width"], page.viewport_size["height"])
+        result.screenshot = await capture_png(
+            session.cdp, screenshot_params(viewport, metrics["page_height"], self.max_screenshot_height)
+        )
         if measure and self.mobile_viewport is not None:
             await page.set_viewport_size({"width": self.mobile_viewport[0], "height": self.mobile_viewport[1]})
             result.metrics["mobile"] = await page.evaluate(_MOBILE_JS)
