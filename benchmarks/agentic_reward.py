@@ -188,7 +188,9 @@ def main():
     print("| renderer | pages/s | s/page | peak PSS (MiB) |\n|---|---|---|---|")
     for name, seconds, peak in rows:
         print(f"| {name} | {args.pages / seconds:.2f} | {seconds / args.pages:.3f} | {peak / 2**20:.0f} |")
-    print(f"pooled vs new browser per page: {naive / pooled:.1f}x pages/s, {pooled_peak / naive_peak:.2f}x peak memory")
+    print(
+        f"pooled vs new browser per page: {naive / pooled:.1f}x pages/s, {pooled_peak / naive_peak:.2f}x peak memory"
+    )
 
 
 if __name__ == "__main__":
