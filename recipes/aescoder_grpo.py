@@ -29,6 +29,10 @@ accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescod
 `--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file with a `prompt` column, or `trl_ext/web_design_prompts`
 (the 36 bundled prompts). Local copies of CDN libraries are served to the pages once installed with
 `python -m trl_ext.web.vendor install`.
+
+Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the model, its tokenizer, the model card (`README.md`)
+and `training_config.yaml` (the arguments of the run, which this recipe accepts again with `--config`); the card's
+quickstart loads the repository as pushed. `HF_ENDPOINT` points the push at another Hub.
 """
 
 import os
@@ -40,9 +44,11 @@ from transformers import AutoTokenizer
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import AesCoderGRPOConfig, AesCoderGRPOTrainer
+from trl_ext.model_card import save_training_config
 from trl_ext.testing import make_tiny_causal_lm, make_tokenizer, save_tiny_model
 
 BUNDLED_PROMPTS = "trl_ext/web_design_prompts"
+RECIPE = "recipes/aescoder_grpo.py"
 
 
 @dataclass
@@ -58,7 +64,8 @@ class AesCoderScriptArguments(ScriptArguments):
 
 def build_tiny_model(output_dir: str, accelerator_state) -> str:
     """Save a tiny random causal LM once (main process first) and return its folder."""
-    path = os.path.join(output_dir, "tiny-base-model")
+    # A leading "_" keeps it out of `push_to_hub` (TRL/transformers ignore `_*` when uploading the output folder).
+    path = os.path.join(output_dir, "_tiny_base_model")
     with accelerator_state.main_process_first():
         if not os.path.exists(os.path.join(path, "config.json")):
             tokenizer = make_tokenizer(with_mask_token=False)
@@ -103,6 +110,8 @@ def main(script_args, training_args, model_args):
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
+        save_training_config(training_args.output_dir, script_args, training_args, model_args, recipe=RECIPE)
     dataset_name = None if name == BUNDLED_PROMPTS or name.endswith((".json", ".jsonl")) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:

@@ -27,6 +27,10 @@ torchrun --nproc_per_node 2 recipes/ar_grpo_c2i.py --config recipes/configs/ar_g
 `--model_name_or_path tiny-random:c2i` builds a tiny random generator and VQ tokenizer with `trl_ext.testing_image`.
 The prompts are the ImageNet classes, cycled: a `class_label` and the text "a photo of {class name}" (the paper's
 text for CLIP/HPS rewards; names from open_clip when installed). `--num_classes` keeps the first classes only.
+
+Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the generator, the VQ image tokenizer (`vq/`), the
+model card (`README.md`) and `training_config.yaml` (the arguments of the run, which this recipe accepts again with
+`--config`); the card's quickstart loads the repository as pushed. `HF_ENDPOINT` points the push at another Hub.
 """
 
 import os
@@ -36,6 +40,7 @@ import torch
 from datasets import Dataset
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.pixel import (
     brightness_reward,
@@ -90,7 +95,8 @@ def build_tiny_models(output_dir: str, accelerator_state) -> tuple[str, str]:
     """Save a tiny random c2i generator and VQ tokenizer once (main process first); return their folders."""
     from trl_ext.testing_image import make_tiny_llamagen, make_tiny_vq, save_tiny_image_models
 
-    path = os.path.join(output_dir, "tiny-base-models")
+    # A leading "_" keeps it out of `push_to_hub` (TRL/transformers ignore `_*` when uploading the output folder).
+    path = os.path.join(output_dir, "_tiny_base_models")
     with accelerator_state.main_process_first():
         if not os.path.exists(os.path.join(path, "gpt", "config.json")):
             save_tiny_image_models(make_tiny_llamagen(), make_tiny_vq(channels=128, downsample_ratio=1), path)
@@ -132,9 +138,15 @@ def main(script_args, training_args, model_args):
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
-    trainer.create_model_card(dataset_name="imagenet-1k" if num_classes == 1000 else None)
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
+        save_training_config(
+            training_args.output_dir, script_args, training_args, model_args, recipe="recipes/ar_grpo_c2i.py"
+        )
+    # The class ids are ImageNet-1k's when the generator has its 1000 classes.
+    dataset_name = "ILSVRC/imagenet-1k" if num_classes == 1000 else None
+    trainer.create_model_card(dataset_name=dataset_name)
+    if training_args.push_to_hub:  # model, VQ tokenizer (vq/), card and training_config.yaml
+        trainer.push_to_hub(dataset_name=dataset_name)
     if trainer.accelerator.is_main_process:
         print(f"Model and model card saved to {training_args.output_dir}")
 

@@ -28,6 +28,11 @@ torchrun --nproc_per_node 2 recipes/ar_grpo_t2i.py --config recipes/configs/ar_g
 `--model_name_or_path tiny-random:t2i` builds a tiny random generator, VQ tokenizer and T5 encoder (with a byte-level
 tokenizer) with `trl_ext.testing_image`. `--dataset_name` takes a Hub id, a local `.csv`/`.json`/`.jsonl` file, or
 `trl_ext/tiny_captions` (a few captions bundled here); `--caption_column` names the caption column.
+
+Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the generator, the VQ image tokenizer (`vq/`), a text
+encoder that is not a Hub model (`text_encoder/`), the model card (`README.md`) and `training_config.yaml` (the
+arguments of the run, which this recipe accepts again with `--config`); the card's quickstart loads the repository as
+pushed. `HF_ENDPOINT` points the push at another Hub.
 """
 
 import os
@@ -38,6 +43,7 @@ from datasets import Dataset, load_dataset
 from transformers import AutoTokenizer, T5EncoderModel
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.pixel import (
     brightness_reward,
@@ -104,7 +110,8 @@ def build_tiny_models(output_dir: str, accelerator_state) -> tuple[str, str, str
     from trl_ext.testing import make_tokenizer
     from trl_ext.testing_image import make_tiny_llamagen, make_tiny_t5_encoder, make_tiny_vq, save_tiny_image_models
 
-    path = os.path.join(output_dir, "tiny-base-models")
+    # A leading "_" keeps it out of `push_to_hub` (TRL/transformers ignore `_*` when uploading the output folder).
+    path = os.path.join(output_dir, "_tiny_base_models")
     with accelerator_state.main_process_first():
         if not os.path.exists(os.path.join(path, "text_encoder", "config.json")):
             model = make_tiny_llamagen("t2i", caption_dim=16, num_condition_tokens=24)
@@ -174,12 +181,16 @@ def main(script_args, training_args, model_args):
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
+        save_training_config(
+            training_args.output_dir, script_args, training_args, model_args, recipe="recipes/ar_grpo_t2i.py"
+        )
     hub_dataset = script_args.dataset_name
     if hub_dataset == TINY_CAPTIONS or os.path.splitext(hub_dataset)[1] in (".csv", ".json", ".jsonl"):
         hub_dataset = None
     trainer.create_model_card(dataset_name=hub_dataset)
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    if training_args.push_to_hub:  # model, VQ tokenizer (vq/), local text encoder (text_encoder/), card, config
+        trainer.push_to_hub(dataset_name=hub_dataset)
     if trainer.accelerator.is_main_process:
         print(f"Model and model card saved to {training_args.output_dir}")
 

@@ -24,6 +24,10 @@ torchrun --nproc_per_node 2 recipes/coupled_grpo.py --config recipes/configs/cou
 `--model_name_or_path tiny-random:dream` (or `tiny-random:llada`) builds a tiny random-weight model with
 `trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file, or
 `trl_ext/code_problems` (the bundled HumanEval problems).
+
+Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the model, its tokenizer, the model card (`README.md`)
+and `training_config.yaml` (the arguments of the run, which this recipe accepts again with `--config`); the card's
+quickstart loads the repository as pushed. `HF_ENDPOINT` points the push at another Hub.
 """
 
 import os
@@ -36,6 +40,7 @@ from transformers import AutoTokenizer
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
+from trl_ext.model_card import save_training_config
 from trl_ext.testing import (
     make_tiny_dream_lm,
     make_tiny_llada_lm,
@@ -47,6 +52,7 @@ from trl_ext.testing import (
 # `--dataset_name trl_ext/code_problems`: the 20 bundled HumanEval problems, formatted by `load_code_problems` (a chat
 # prompt asking for one fenced python block, and `test_cases`).
 BUNDLED_CODE_PROBLEMS = "trl_ext/code_problems"
+RECIPE = "recipes/coupled_grpo.py"
 
 REWARD_FUNCS = {"lowercase_fraction": target_fraction_reward(string.ascii_lowercase)}
 try:  # the code-execution rewards ship with trl_ext.rewards
@@ -72,7 +78,8 @@ def build_tiny_model(name: str, output_dir: str, accelerator_state) -> str:
     builders = {"dream": make_tiny_dream_lm, "llada": make_tiny_llada_lm}
     if family not in builders:
         raise ValueError(f"Unknown tiny model {name!r}: use 'tiny-random:dream' or 'tiny-random:llada'.")
-    path = os.path.join(output_dir, "tiny-base-model")
+    # A leading "_" keeps it out of `push_to_hub` (TRL/transformers ignore `_*` when uploading the output folder).
+    path = os.path.join(output_dir, "_tiny_base_model")
     with accelerator_state.main_process_first():
         if not os.path.exists(os.path.join(path, "config.json")):
             tokenizer = make_tokenizer()
@@ -123,6 +130,8 @@ def main(script_args, training_args, model_args):
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
+        save_training_config(training_args.output_dir, script_args, training_args, model_args, recipe=RECIPE)
     dataset_name = None if name == BUNDLED_CODE_PROBLEMS or name.endswith((".json", ".jsonl")) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:

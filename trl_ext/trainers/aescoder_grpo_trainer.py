@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 CITATION = """@article{xiao2025aescoder,
   title   = {Code Aesthetics with Agentic Reward Feedback},
-  author  = {Xiao, Bang and Jiang, Lingjie and Huang, Shaohan and Lv, Tengchao and Chai, Yupan and Yang, Xun and Cui, Lei and Wei, Furu},
+  author  = {Xiao, Bang and Jiang, Lingjie and Huang, Shaohan and Lv, Tengchao and Huang, Yupan and Wu, Xun and Cui, Lei and Wei, Furu},
   journal = {arXiv preprint arXiv:2510.23272},
   year    = {2025}
 }"""
@@ -148,7 +148,13 @@ class AesCoderGRPOTrainer(GRPOTrainer):
             if wandb.run is not None:
                 wandb.log({f"screenshots/{tag}": wandb.Image(img, caption=cap) for tag, (img, cap) in images.items()})
 
-    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
+        """
+        Write `README.md` in `output_dir` from `model_cards/aescoder_grpo.md`: base model, datasets, the three reward
+        terms and their weights, the judge, hyper-parameters, training results, the OpenDesign-style evaluation when
+        `<output_dir>/eval/report.json` exists (`recipes/aescoder_eval.py`), a quickstart and citations. `kwargs` go to
+        [`~trl_ext.model_card.render_model_card`] (e.g. `license`, `eval_report`).
+        """
         args = self.args
         judge = f"`{args.judge_model}` (OpenAI-compatible endpoint)" if args.judge_base_url else "offline design judge"
         write_model_card(
@@ -156,20 +162,24 @@ class AesCoderGRPOTrainer(GRPOTrainer):
             "aescoder_grpo.md",
             model_name=model_name,
             dataset_name=dataset_name,
-            tags=tags,
+            tags=["code", "html", "web-design", *([tags] if isinstance(tags, str) else (tags or []))],
+            pipeline_tag="text-generation",
             judge=judge,
+            lint_gate=args.lint_gate,
+            max_new_tokens=args.max_completion_length,
             hyperparameters={
-                "learning_rate": args.learning_rate,
                 "num_generations": args.num_generations,
-                "per_device_train_batch_size": args.per_device_train_batch_size,
-                "gradient_accumulation_steps": args.gradient_accumulation_steps,
+                "max_prompt_length": getattr(args, "max_prompt_length", None),
                 "max_completion_length": args.max_completion_length,
-                "temperature": args.temperature,
+                "temperature (rollout)": args.temperature,
                 "beta": args.beta,
                 "epsilon": args.epsilon,
+                "num_iterations": args.num_iterations,
+                "scale_rewards": args.scale_rewards,
                 "loss_type": args.loss_type,
                 "aesthetic_weights (exec/static/interactive)": list(args.aesthetic_weights),
                 "lint_gate": args.lint_gate,
                 "judge": judge,
             },
+            **kwargs,
         )

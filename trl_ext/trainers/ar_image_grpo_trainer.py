@@ -16,7 +16,7 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from ..generation.image_tokens import ImageTokenSampler
-from ..model_card import render_model_card
+from ..model_card import write_model_card
 from ..models.llamagen import (
     LlamaGenForImageGeneration,
     check_image_tokenizer,
@@ -425,47 +425,80 @@ class ARImageGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------------------------------
     # Model card
     # ------------------------------------------------------------------------------------------------------------
-    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
+        """
+        Write `README.md` in `output_dir` from `model_cards/ar_grpo.md`, and the models its quickstart loads next to
+        the generator: the VQ image tokenizer in `vq/` and, for t2i, a text encoder that is not a Hub model (with its
+        tokenizer) in `text_encoder/`, so that the folder, pushed as is, is a complete repository. `kwargs` go to
+        [`~trl_ext.model_card.render_model_card`] (e.g. `license`, `eval_report`).
+        """
         if not self.is_world_process_zero():
             return
+        args = self.args
         config = self.generator_config
-        card = render_model_card(
+        output_dir = args.output_dir
+        self.vq_model.save_pretrained(os.path.join(output_dir, "vq"))
+        text_encoder_name, text_encoder_in_repo = "google/flan-t5-xl", False
+        if self.text_encoder is not None:
+            name = self.text_encoder.config._name_or_path or ""
+            if name and not os.path.isdir(name) and name.count("/") == 1:
+                text_encoder_name = name
+            else:
+                text_encoder_in_repo = True
+                self.text_encoder.save_pretrained(os.path.join(output_dir, "text_encoder"))
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(os.path.join(output_dir, "text_encoder"))
+        example_classes = (
+            [207, 360, 387, 974] if config.num_classes == 1000 else list(range(min(4, config.num_classes)))
+        )
+        write_model_card(
             self,
             "ar_grpo.md",
             model_name=model_name,
             dataset_name=dataset_name,
-            tags=tags,
+            tags=[
+                "grpo",
+                "text-to-image" if config.condition_type == "t2i" else "class-conditional",
+                *([tags] if isinstance(tags, str) else (tags or [])),
+            ],
+            # The Hub has no class-conditional task: a class-to-image generator is filed under unconditional generation.
+            pipeline_tag="text-to-image" if config.condition_type == "t2i" else "unconditional-image-generation",
+            library_name="trl_ext",
             hyperparameters={
-                "learning_rate": self.args.learning_rate,
-                "num_generations": self.args.num_generations,
-                "cfg_scale (rollout)": self.args.cfg_scale,
-                "cfg_schedule": self.args.cfg_schedule,
-                "cfg_interval": self.args.cfg_interval,
-                "cfg_in_logprobs": self.args.cfg_in_logprobs,
-                "temperature (rollout)": self.args.temperature,
-                "top_k": self.args.top_k or None,
-                "top_p": self.args.top_p,
-                "beta": self.args.beta,
-                "epsilon": self.args.epsilon,
-                "loss_type": self.args.loss_type,
-                "scale_rewards": self.args.scale_rewards,
+                "num_generations": args.num_generations,
+                "cfg_scale (rollout)": args.cfg_scale,
+                "cfg_schedule": args.cfg_schedule,
+                "cfg_interval": args.cfg_interval,
+                "cfg_in_logprobs": args.cfg_in_logprobs,
+                "temperature (rollout)": args.temperature,
+                "top_k": args.top_k or None,
+                "top_p": args.top_p,
+                "beta": args.beta,
+                "epsilon": args.epsilon,
+                "loss_type": args.loss_type,
+                "scale_rewards": args.scale_rewards,
+                "image_size": self.image_size,
             },
             condition_type=config.condition_type,
+            num_classes=getattr(config, "num_classes", None),
+            example_classes=example_classes,
             image_size=self.image_size,
             grid_size=config.grid_size,
             vq_stride=vq_downsample_ratio(self.vq_model),
             codebook_size=config.vocab_size,
-            cfg_scale=self.args.cfg_scale,
-            cfg_in_logprobs=self.args.cfg_in_logprobs,
-            beta=self.args.beta,
-            temperature=self.args.temperature,
+            cfg_scale=args.cfg_scale,
+            cfg_in_logprobs=args.cfg_in_logprobs,
+            beta=args.beta,
+            temperature=args.temperature,
+            top_k=args.top_k or None,
+            top_p=args.top_p,
+            max_caption_length=args.max_caption_length or config.num_condition_tokens,
+            text_encoder_name=text_encoder_name,
+            text_encoder_in_repo=text_encoder_in_repo,
+            is_peft=is_peft_model(self.accelerator.unwrap_model(self.model)),
             vq_model_name=self.vq_model.config._name_or_path or None,
+            **kwargs,
         )
-        card.data.pipeline_tag = (
-            "text-to-image" if config.condition_type == "t2i" else "unconditional-image-generation"
-        )
-        card.data.library_name = "trl_ext"
-        card.save(os.path.join(self.args.output_dir, "README.md"))
 
 
 def _is_loadable(model) -> bool:

@@ -238,29 +238,51 @@ class CoupledGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------------------------------
     # Model card
     # ------------------------------------------------------------------------------------------------------------
-    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
+        """
+        Write `README.md` in `output_dir` from `model_cards/coupled_grpo.md`: base model, datasets, rewards and weights,
+        hyper-parameters, training results, a quickstart that samples with [`MaskedDiffusionSampler`], citations.
+        `kwargs` go to [`~trl_ext.model_card.render_model_card`] (e.g. `license`, `eval_report`).
+        """
+        args = self.args
+        adapter = self.diffusion_adapter
+        mask_token = self._tokenizer.convert_ids_to_tokens(adapter.mask_token_id) if self._tokenizer else None
         write_model_card(
             self,
             "coupled_grpo.md",
             model_name=model_name,
             dataset_name=dataset_name,
-            tags=tags,
-            max_new_tokens=self.args.max_completion_length,
-            diffusion_steps=self.args.diffusion_steps or self.args.max_completion_length,
-            diffusion_alg=self.args.diffusion_alg,
+            tags=["grpo", "code", *([tags] if isinstance(tags, str) else (tags or []))],
+            pipeline_tag="text-generation",
+            max_new_tokens=args.max_completion_length,
+            diffusion_steps=args.diffusion_steps or args.max_completion_length,
+            diffusion_alg=args.diffusion_alg,
+            block_length=args.block_length,
+            confidence_threshold=args.confidence_threshold,
+            rollout_temperature=args.temperature,
+            rollout_top_p=args.top_p,
+            likelihood_estimator=args.likelihood_estimator,
+            diffusion_family="Dream" if adapter.shift_logits else "LLaDA",
+            mask_token=mask_token or adapter.mask_token_id,
             hyperparameters={
-                "learning_rate": self.args.learning_rate,
-                "num_generations": self.args.num_generations,
-                "temperature (rollout)": self.args.temperature,
-                "max_completion_length": self.args.max_completion_length,
-                "diffusion_steps": self.args.diffusion_steps or self.args.max_completion_length,
-                "diffusion_alg": self.args.diffusion_alg,
-                "likelihood_estimator": self.args.likelihood_estimator,
-                "mask ratio range": f"({self.args.mask_t_min}, {self.args.mask_t_max})",
-                "epsilon": self.args.epsilon,
-                "beta": self.args.beta,
-                "num_iterations": self.args.num_iterations,
-                "advantage_baseline": self.args.advantage_baseline,
-                "loss_type": self.args.loss_type,
+                "num_generations": args.num_generations,
+                "temperature (rollout)": args.temperature,
+                "top_p (rollout)": args.top_p,
+                "max_prompt_length": getattr(args, "max_prompt_length", None),
+                "max_completion_length": args.max_completion_length,
+                "diffusion_steps": args.diffusion_steps or args.max_completion_length,
+                "diffusion_alg": args.diffusion_alg,
+                "block_length": args.block_length,
+                "confidence_threshold": args.confidence_threshold,
+                "likelihood_estimator": args.likelihood_estimator,
+                "mask ratio range": f"({args.mask_t_min}, {args.mask_t_max})",
+                "epsilon": args.epsilon,
+                "beta": args.beta,
+                "num_iterations": args.num_iterations,
+                "advantage_baseline": args.advantage_baseline,
+                "scale_rewards": args.scale_rewards,
+                "loss_type": args.loss_type,
+                "sync_ref_model": args.sync_ref_model,
             },
+            **kwargs,
         )
