@@ -91,3 +91,48 @@ def load_web_design_prompts(categories=None, system_prompt: str | None = WEB_DES
             messages.insert(0, {"role": "system", "content": system_prompt})
         rows.append({"prompt": messages, **item})
     return Dataset.from_list(rows)
+
+
+# Hub-ready dataset builders: `python -m trl_ext.data.<acecode|websight|imagenet|coco> --output_dir DIR
+# [--push_to_hub --hub_dataset_id ORG/NAME]`, or these classes / `build_*` functions from Python. Exported lazily: an
+# eager import would put the module in `sys.modules` before `python -m` runs it (runpy then warns).
+_BUILDER_EXPORTS = {
+    "AceCodeHardArguments": "acecode",
+    "AceCodeHardBuilder": "acecode",
+    "build_acecode_hard": "acecode",
+    "WebSightPromptsArguments": "websight",
+    "WebSightPromptsBuilder": "websight",
+    "build_websight_prompts": "websight",
+    "categorize_web_idea": "websight",
+    "ImageNetPromptsArguments": "imagenet",
+    "ImageNetPromptsBuilder": "imagenet",
+    "build_imagenet_prompts": "imagenet",
+    "COCOCaptionsArguments": "coco",
+    "COCOCaptionsBuilder": "coco",
+    "build_coco_captions": "coco",
+}
+
+
+def __getattr__(name: str):
+    if name in _BUILDER_EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_BUILDER_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# AesCode-358K for the SFT stage of AesCoder (`python -m trl_ext.data.aescode` builds it), exported lazily as above.
+_BUILDER_EXPORTS.update(
+    dict.fromkeys(
+        (
+            "AESCODE_HUB_ID",
+            "AESCODE_SAMPLE",
+            "PLOT_SYSTEM_PROMPT",
+            "load_aescode",
+            "AesCodeSFTArguments",
+            "AesCodeSFTBuilder",
+            "build_aescode_sft",
+        ),
+        "aescode",
+    )
+)
