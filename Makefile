@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install system-deps web-assets test lint demo demo-coupled-grpo bench clean
+.PHONY: install system-deps web-assets test lint demo demo-coupled-grpo demo-aescoder-pipeline bench clean
 
 HTMLHINT_VERSION := 1.9.2
 # Where the real htmlhint CLI lives (the lint parity tests read the same variable); the vendored CDN libraries go to
@@ -65,6 +65,13 @@ demo: install
 demo-coupled-grpo: install
 	$(VENV)/bin/accelerate launch --cpu recipes/coupled_grpo.py --config recipes/configs/coupled_grpo_tiny.yaml
 	@echo "Trained model, tokenizer and model card: outputs/coupled-grpo-tiny/"
+
+# The whole AesCoder pipeline offline: SFT on 40 bundled AesCode-format rows, then GRPO from the SFT weights.
+demo-aescoder-pipeline: install
+	$(VENV)/bin/accelerate launch --cpu recipes/aescoder_sft.py --config recipes/configs/aescoder_sft_tiny.yaml
+	$(VENV)/bin/accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescoder_grpo_tiny.yaml \
+		--model_name_or_path outputs/aescoder-sft-tiny --output_dir outputs/aescoder-grpo-from-sft-tiny
+	@echo "SFT model and card: outputs/aescoder-sft-tiny/; GRPO model, card, screenshots: outputs/aescoder-grpo-from-sft-tiny/"
 
 bench: install
 	$(PY) benchmarks/coupled_estimator.py

@@ -12,6 +12,7 @@ from .models import LlamaGenConfig, LlamaGenForImageGeneration, MaskedDiffusionA
 from .trainers import (  # noqa: E402
     AesCoderGRPOConfig,
     AesCoderGRPOTrainer,
+    AesCoderSFTTrainer,
     ARImageGRPOConfig,
     ARImageGRPOTrainer,
     CoupledGRPOConfig,
@@ -23,6 +24,7 @@ __all__ = [
     "ARImageGRPOTrainer",
     "AesCoderGRPOConfig",
     "AesCoderGRPOTrainer",
+    "AesCoderSFTTrainer",
     "CoupledGRPOConfig",
     "CoupledGRPOTrainer",
     "ImageTokenSampler",

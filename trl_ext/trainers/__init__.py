@@ -19,3 +19,8 @@ __all__ = [
     "draw_mask_plan",
     "estimate_log_likelihood",
 ]
+
+# AesCoder's SFT stage (before AesCoderGRPOTrainer).
+from .aescoder_sft_trainer import AesCoderSFTTrainer  # noqa: E402
+
+__all__ += ["AesCoderSFTTrainer"]
