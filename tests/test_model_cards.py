@@ -256,7 +256,7 @@ EXPECTED = {
             "offline design judge",
             '"text-generation"',
             "max_new_tokens=8",
-            "@article{xiao2025aescoder",
+            "@misc{xiao2025codeaestheticsagenticreward",
             "@software{vonwerra2020trl",
             "The lint gate was off",
             "| epsilon | `0.5` |",

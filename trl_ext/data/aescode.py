@@ -522,7 +522,8 @@ class AesCodeSFTArguments:
     num_proc: int | None = field(default=None, metadata={"help": "Processes used to format the rows."})
 
 
-CITATION = """@misc{xiao2025codeaestheticsagenticreward,
+# As the authors cite it (github.com/bangx7/code_aesthetics); every AesCoder card and dataset card uses this entry.
+AESCODER_CITATION = """@misc{xiao2025codeaestheticsagenticreward,
   title         = {Code Aesthetics with Agentic Reward Feedback},
   author        = {Bang Xiao and Lingjie Jiang and Shaohan Huang and Tengchao Lv and Yupan Huang and Xun Wu and Lei Cui and Furu Wei},
   year          = {2025},
@@ -552,7 +553,7 @@ class AesCodeSFTBuilder(HubDatasetBuilder):
     license = "other"
     task_categories = ["text-generation"]
     tags = ["code", "html", "web-design", "data-visualization", "sft", "aescoder"]
-    citations = [CITATION]
+    citations = [AESCODER_CITATION]
 
     def build(self) -> Dataset:
         args = self.args

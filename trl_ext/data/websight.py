@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._builder import HubDatasetBuilder, SchemaError, SourceArguments, check_positive, iter_source_rows
+from .aescode import AESCODER_CITATION
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -56,12 +57,7 @@ WEBSIGHT_SCHEMA = """\
 DEFAULT_INSTRUCTION_TEMPLATE = "Create a complete, polished web page for this idea: {idea}"
 
 CITATIONS = [
-    """@article{xiao2025aescoder,
-  title   = {Code Aesthetics with Agentic Reward Feedback},
-  author  = {Xiao, Bang and Jiang, Lingjie and Huang, Shaohan and Lv, Tengchao and Huang, Yupan and Wu, Xun and Cui, Lei and Wei, Furu},
-  journal = {arXiv preprint arXiv:2510.23272},
-  year    = {2025}
-}""",
+    AESCODER_CITATION,
     """@article{laurencon2024websight,
   title   = {Unlocking the conversion of Web Screenshots into HTML Code with the WebSight Dataset},
   author  = {Hugo Lauren{\\c{c}}on and L{\\'e}o Tronchon and Victor Sanh},

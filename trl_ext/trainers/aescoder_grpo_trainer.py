@@ -6,18 +6,14 @@ import os
 
 from trl import GRPOTrainer
 
+from ..data.aescode import AESCODER_CITATION
 from ..model_card import write_model_card
 from ..rewards.agentic import AgenticAestheticReward
 from .aescoder_grpo_config import AesCoderGRPOConfig
 
 logger = logging.getLogger(__name__)
 
-CITATION = """@article{xiao2025aescoder,
-  title   = {Code Aesthetics with Agentic Reward Feedback},
-  author  = {Xiao, Bang and Jiang, Lingjie and Huang, Shaohan and Lv, Tengchao and Huang, Yupan and Wu, Xun and Cui, Lei and Wei, Furu},
-  journal = {arXiv preprint arXiv:2510.23272},
-  year    = {2025}
-}"""
+CITATION = AESCODER_CITATION
 
 
 def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:

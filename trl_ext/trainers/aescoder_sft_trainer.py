@@ -6,19 +6,10 @@ from datasets import Dataset
 from trl import SFTTrainer
 
 from ..data import WEB_DESIGN_SYSTEM_PROMPT
-from ..data.aescode import PLOT_SYSTEM_PROMPT
+from ..data.aescode import AESCODER_CITATION, PLOT_SYSTEM_PROMPT
 from ..model_card import write_model_card
 
-# As the authors cite it (github.com/bangx7/code_aesthetics, arXiv:2510.23272).
-CITATION = """@misc{xiao2025codeaestheticsagenticreward,
-  title         = {Code Aesthetics with Agentic Reward Feedback},
-  author        = {Bang Xiao and Lingjie Jiang and Shaohan Huang and Tengchao Lv and Yupan Huang and Xun Wu and Lei Cui and Furu Wei},
-  year          = {2025},
-  eprint        = {2510.23272},
-  archivePrefix = {arXiv},
-  primaryClass  = {cs.CL},
-  url           = {https://arxiv.org/abs/2510.23272}
-}"""
+CITATION = AESCODER_CITATION
 
 
 def _trained_system_prompts(dataset: Dataset | None) -> dict[str, str | None]:
