@@ -45,7 +45,7 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import AesCoderGRPOConfig, AesCoderGRPOTrainer
 from trl_ext.model_card import save_training_config
-from trl_ext.testing import make_tiny_causal_lm, make_tokenizer, save_tiny_model
+from trl_ext.testing import save_tiny_chat_model
 
 BUNDLED_PROMPTS = "trl_ext/web_design_prompts"
 RECIPE = "recipes/aescoder_grpo.py"
@@ -62,23 +62,12 @@ class AesCoderScriptArguments(ScriptArguments):
     )
 
 
-def build_tiny_model(output_dir: str, accelerator_state) -> str:
-    """Save a tiny random causal LM once (main process first) and return its folder."""
-    # A leading "_" keeps it out of `push_to_hub` (TRL/transformers ignore `_*` when uploading the output folder).
-    path = os.path.join(output_dir, "_tiny_base_model")
-    with accelerator_state.main_process_first():
-        if not os.path.exists(os.path.join(path, "config.json")):
-            tokenizer = make_tokenizer(with_mask_token=False)
-            save_tiny_model(make_tiny_causal_lm(tokenizer, hidden_size=64), tokenizer, path)
-    return path
-
-
 def main(script_args, training_args, model_args):
     from accelerate import PartialState
 
     model_name = model_args.model_name_or_path
     if model_name == "tiny-random:causal":
-        model_name = build_tiny_model(training_args.output_dir, PartialState())
+        model_name = save_tiny_chat_model(training_args.output_dir, PartialState())
     elif model_name.startswith("tiny-random:"):
         raise ValueError(f"Unknown tiny model {model_name!r}: use 'tiny-random:causal'.")
 

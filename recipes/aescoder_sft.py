@@ -42,6 +42,7 @@ from trl import ModelConfig, ScriptArguments, SFTConfig, TrlParser, get_peft_con
 
 from trl_ext.data.aescode import AESCODE_HUB_ID, AESCODE_SAMPLE, FORMATS, SUBSETS, load_aescode
 from trl_ext.model_card import save_training_config
+from trl_ext.testing import save_tiny_chat_model
 from trl_ext.trainers.aescoder_sft_trainer import AesCoderSFTTrainer
 
 RECIPE = "recipes/aescoder_sft.py"
@@ -81,11 +82,8 @@ def main(script_args, training_args, model_args):
 
     model_name = model_args.model_name_or_path
     if model_name == "tiny-random:causal":
-        # The GRPO recipe's tiny model, so that the two stages of the tiny pipeline use the same architecture
-        # (the recipes folder is on sys.path when a recipe runs as a script).
-        from aescoder_grpo import build_tiny_model
-
-        model_name = build_tiny_model(training_args.output_dir, PartialState())
+        # The GRPO recipe's tiny model, so that the two stages of the tiny pipeline use the same architecture.
+        model_name = save_tiny_chat_model(training_args.output_dir, PartialState())
     elif model_name.startswith("tiny-random:"):
         raise ValueError(f"Unknown tiny model {model_name!r}: use 'tiny-random:causal'.")
 

@@ -45,28 +45,9 @@ from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
-from trl_ext.rewards.pixel import (
-    brightness_reward,
-    colorfulness_reward,
-    jpeg_compressibility_reward,
-    jpeg_incompressibility_reward,
-)
+from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
 from trl_ext.trainers.ar_image_grpo_config import ARImageGRPOConfig
 from trl_ext.trainers.ar_image_grpo_trainer import ARImageGRPOTrainer
-
-# Weight-free rewards work offline; the learned ones (CLIP, HPSv2, MANIQA, ...) download their weights when first used.
-REWARD_FUNCS = {
-    "brightness": brightness_reward,
-    "colorfulness": colorfulness_reward,
-    "jpeg_compressibility": jpeg_compressibility_reward,
-    "jpeg_incompressibility": jpeg_incompressibility_reward,
-}
-try:
-    from trl_ext.rewards.image import clip_score, hps_v2, maniqa
-
-    REWARD_FUNCS.update(clip_score=clip_score, hps_v2=hps_v2, maniqa=maniqa)
-except ImportError:
-    pass
 
 TINY_CAPTIONS = "trl_ext/tiny_captions"
 CAPTIONS = [

@@ -155,6 +155,19 @@ def save_tiny_model(model: PreTrainedModel, tokenizer, path: str | os.PathLike) 
     return path
 
 
+def save_tiny_chat_model(output_dir: str | os.PathLike, accelerator_state, hidden_size: int = 64) -> str:
+    """
+    Save the tiny random causal LM the AesCoder recipes use for `tiny-random:causal` (once, main process first) in
+    `<output_dir>/_tiny_base_model` and return that folder. The leading "_" keeps it out of `push_to_hub`.
+    """
+    path = os.path.join(os.fspath(output_dir), "_tiny_base_model")
+    with accelerator_state.main_process_first():
+        if not os.path.exists(os.path.join(path, "config.json")):
+            tokenizer = make_tokenizer(with_mask_token=False)
+            save_tiny_model(make_tiny_causal_lm(tokenizer, hidden_size=hidden_size), tokenizer, path)
+    return path
+
+
 def target_fraction_reward(targets: str = "a"):
     """
     A simple learnable reward for tests and demos: the fraction of the completion's characters that are in `targets`.

@@ -83,9 +83,9 @@ _CAPTURE_HEIGHT_JS = (
     f"() => {{ {_PREPARE_JS} return {{page_height: Math.max(document.documentElement.scrollHeight, "
     "document.body ? document.body.scrollHeight : 0)}; }"
 )
-# Read right after the resize: reading `scrollWidth` forces style and layout at the new width (media queries
-# included), and no frame has to be painted for it (waiting two animation frames here cost ~7% of throughput).
 _FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+# Read right after the resize: reading `scrollWidth` forces style and layout at the new width (media queries
+# included), so no frame has to be painted for the check.
 _MOBILE_JS = "() => ({width: window.innerWidth, scroll_width: document.documentElement.scrollWidth})"
 
 

@@ -15,6 +15,7 @@ Model-backed rewards load lazily (first call), once per process, on the process'
 weights. The module-level instances (`clip_score`, `hps_v2`, ...) load the reference checkpoints from the Hub.
 """
 
+from .. import pixel as _pixel
 from ._base import ImageReward, TextSource, clear_scorer_cache, imagenet_class_names, to_uint8_image, to_uint8_images
 from ._loading import ModelImageReward
 from .clip import (
@@ -61,7 +62,20 @@ from .weight_free import (
 
 vlm_realism = make_vlm_realism_reward()
 
+# The reward names the AR-GRPO recipes take in `--reward_funcs`: the weight-free pixel statistics work offline, the
+# learned scorers load their weights when first called.
+AR_GRPO_REWARD_FUNCS = {
+    "brightness": _pixel.brightness_reward,
+    "colorfulness": _pixel.colorfulness_reward,
+    "jpeg_compressibility": _pixel.jpeg_compressibility_reward,
+    "jpeg_incompressibility": _pixel.jpeg_incompressibility_reward,
+    "clip_score": clip_score,
+    "hps_v2": hps_v2,
+    "maniqa": maniqa,
+}
+
 __all__ = [
+    "AR_GRPO_REWARD_FUNCS",
     "AR_GRPO_C2I_MIX",
     "AR_GRPO_STEP_THRESHOLDS",
     "AR_GRPO_STEP_VALUES",
