@@ -111,7 +111,7 @@ class EOSHead(nn.Module):
 
 def test_stops_at_eos_and_masks_after_it(tokenizer):
     model = make_tiny_llada_lm(tokenizer)
-    model.lm_head = EOSHead(len(tokenizer), tokenizer.eos_token_id)
+    model.set_output_embeddings(EOSHead(len(tokenizer), tokenizer.eos_token_id))
     adapter = MaskedDiffusionAdapter.from_model(model, tokenizer)
     sampler = MaskedDiffusionSampler(
         adapter, max_new_tokens=8, block_length=2, steps=8, alg="maskgit_plus",

@@ -23,8 +23,6 @@ import os
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
-    LlamaConfig,
-    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -107,20 +105,17 @@ def _tiny_config(config_class, tokenizer, hidden_size: int, num_layers: int, num
     )
 
 
-def _diffusion_config(config_class, tokenizer, hidden_size, num_layers, num_kv_heads, family):
-    if tokenizer.mask_token_id is None:
-        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
-    config = _tiny_config(config_class, tokenizer, hidden_size, num_layers, num_kv_heads)
-    config.diffusion_type = family
-    config.mask_token_id = tokenizer.mask_token_id
-    return config
-
-
 def _finish(model: PreTrainedModel, tokenizer) -> PreTrainedModel:
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
     return model.eval()
+
+
+def _require_mask_token(tokenizer) -> int:
+    if tokenizer.mask_token_id is None:
+        raise ValueError("`tokenizer` has no mask token: build it with `make_tokenizer(with_mask_token=True)`.")
+    return tokenizer.mask_token_id
 
 
 def make_tiny_causal_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
@@ -129,22 +124,96 @@ def make_tiny_causal_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, s
     return _finish(Qwen2ForCausalLM(_tiny_config(Qwen2Config, tokenizer, hidden_size, num_layers, 2)), tokenizer)
 
 
-def make_tiny_dream_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> Qwen2ForCausalLM:
+def make_tiny_dream_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
     """
-    A tiny Dream/DiffuCoder-style masked-diffusion LM: a Qwen2 run with bidirectional attention whose logits are
-    shifted by one (the logit at position `i - 1` scores token `i`). The config records `diffusion_type="dream"` and
-    the mask token id, so the model is recognised again after `save_pretrained` / `from_pretrained`.
+    A tiny Dream/DiffuCoder-family masked-diffusion LM: the native [`~trl_ext.models.dream.DreamModel`] (a
+    bidirectional Qwen2 whose logits are read shifted by one), random weights, the tokenizer's mask token.
     """
+    from .models.dream import DreamConfig, DreamModel
+
     torch.manual_seed(seed)
-    config = _diffusion_config(Qwen2Config, tokenizer, hidden_size, num_layers, 2, "dream")
-    return _finish(Qwen2ForCausalLM(config), tokenizer)
+    config = _tiny_config(DreamConfig, tokenizer, hidden_size, num_layers, 2)
+    config.mask_token_id = _require_mask_token(tokenizer)
+    return _finish(DreamModel(config), tokenizer)
 
 
-def make_tiny_llada_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0) -> LlamaForCausalLM:
-    """A tiny LLaDA-style masked-diffusion LM: a Llama run bidirectionally, logits *not* shifted."""
+def make_tiny_llada_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
+    """
+    A tiny LLaDA-family masked-diffusion LM: the native [`~trl_ext.models.llada.LLaDAModelLM`] (OLMo-style weight
+    names, bidirectional, logits not shifted), configured like LLaDA-8B's `config.json` at a tiny size.
+    """
+    from .models.llada import LLaDAConfig, LLaDAModelLM
+
     torch.manual_seed(seed)
-    config = _diffusion_config(LlamaConfig, tokenizer, hidden_size, num_layers, 4, "llada")
-    return _finish(LlamaForCausalLM(config), tokenizer)
+    config = LLaDAConfig(**tiny_llada_config_fields(tokenizer, hidden_size, num_layers))
+    return _finish(LLaDAModelLM(config), tokenizer)
+
+
+def tiny_llada_config_fields(tokenizer, hidden_size: int = 32, num_layers: int = 2) -> dict:
+    """LLaDA-8B's `config.json` fields (as published) at a tiny size, for `tokenizer`'s vocabulary."""
+    return {
+        **LLADA_8B_CONFIG,
+        "d_model": hidden_size,
+        "n_heads": 4,
+        "n_kv_heads": 4,
+        "n_layers": num_layers,
+        "mlp_hidden_size": 2 * hidden_size,
+        "max_sequence_length": 1024,
+        "vocab_size": len(tokenizer),
+        "embedding_size": len(tokenizer),
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "mask_token_id": _require_mask_token(tokenizer),
+    }
+
+
+# LLaDA-8B-Instruct's config.json as published (GSAI-ML/LLaDA-8B-Instruct), less `auto_map`.
+LLADA_8B_CONFIG = {
+    "activation_type": "silu",
+    "alibi": False,
+    "alibi_bias_max": 8.0,
+    "architectures": ["LLaDAModelLM"],
+    "attention_dropout": 0.0,
+    "attention_layer_norm": False,
+    "attention_layer_norm_with_affine": True,
+    "bias_for_layer_norm": False,
+    "block_group_size": 1,
+    "block_type": "llama",
+    "d_model": 4096,
+    "embedding_dropout": 0.0,
+    "embedding_size": 126464,
+    "eos_token_id": 126081,
+    "flash_attention": False,
+    "include_bias": False,
+    "include_qkv_bias": False,
+    "init_cutoff_factor": None,
+    "init_device": "meta",
+    "init_fn": "mitchell",
+    "init_std": 0.02,
+    "input_emb_norm": False,
+    "layer_norm_type": "rms",
+    "layer_norm_with_affine": True,
+    "mask_token_id": 126336,
+    "max_sequence_length": 4096,
+    "mlp_hidden_size": 12288,
+    "mlp_ratio": 4,
+    "model_type": "llada",
+    "multi_query_attention": None,
+    "n_heads": 32,
+    "n_kv_heads": 32,
+    "n_layers": 32,
+    "pad_token_id": 126081,
+    "precision": "amp_bf16",
+    "residual_dropout": 0.0,
+    "rms_norm_eps": 1e-05,
+    "rope": True,
+    "rope_full_precision": True,
+    "rope_theta": 500000.0,
+    "scale_logits": False,
+    "use_cache": False,
+    "vocab_size": 126464,
+    "weight_tying": False,
+}
 
 
 def save_tiny_model(model: PreTrainedModel, tokenizer, path: str | os.PathLike) -> str:

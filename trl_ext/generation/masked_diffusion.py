@@ -66,12 +66,16 @@ class MaskedDiffusionSamplerOutput:
 def dream_transfer_schedule(num_tokens: int, steps: int, eps: float = 1e-3) -> list[int]:
     """
     How many tokens the whole-canvas sampler reveals at each step: with the grid `t_i = linspace(1, eps, steps + 1)`,
-    `floor(m * (1 - t_{i+1} / t_i))` of the `m` still-masked tokens, and all that remain at the last step.
+    `floor(m * (1 - t_{i+1} / t_i))` of the `m` still-masked tokens, and all that remain at the last step. Computed in
+    float32, as Dream's `diffusion_generate` does, so that the counts (and so greedy outputs) agree with it exactly.
     """
-    grid = torch.linspace(1.0, eps, steps + 1, dtype=torch.float64)
+    grid = torch.linspace(1.0, eps, steps + 1, dtype=torch.float32)
     remaining, counts = num_tokens, []
     for i in range(steps):
-        count = remaining if i == steps - 1 else int(remaining * (1 - grid[i + 1] / grid[i]))
+        if i == steps - 1:
+            count = remaining
+        else:
+            count = int(torch.tensor(float(remaining), dtype=torch.float32) * (1 - grid[i + 1] / grid[i]))
         counts.append(count)
         remaining -= count
     return counts
@@ -116,6 +120,13 @@ class MaskedDiffusionSampler:
             Tokens that end a completion. A row stops once its first EOS and everything before it are revealed.
         pad_token_id (`int`, *optional*):
             Fills the positions of a stopped row that were never revealed (defaults to the first EOS id).
+        suppress_token_ids (`list[int]`, *optional*):
+            Ids never proposed for a masked position, in addition to the mask token (which is always excluded: a
+            "revealed" mask token would leave its position masked forever).
+
+    Every forward reveals at least one token (the mask token is never proposed, and the last step of each schedule
+    reveals what remains), so a call makes at most `max(steps, max_new_tokens)` forwards; a loop that ever exceeded
+    that bound raises instead of spinning.
 
     Example:
 
@@ -149,6 +160,7 @@ class MaskedDiffusionSampler:
         confidence_threshold: float | None = None,
         eos_token_ids: list[int] | None = None,
         pad_token_id: int | None = None,
+        suppress_token_ids: list[int] | None = None,
     ):
         steps = max_new_tokens if steps is None else steps
         if max_new_tokens < 1:
@@ -193,6 +205,44 @@ class MaskedDiffusionSampler:
         self.confidence_threshold = confidence_threshold
         self.eos_token_ids = list(eos_token_ids or [])
         self.pad_token_id = pad_token_id if pad_token_id is not None else (self.eos_token_ids or [0])[0]
+        self.suppress_token_ids = sorted({adapter.mask_token_id, *(suppress_token_ids or [])})
+        if set(self.suppress_token_ids) & set(self.eos_token_ids):
+            raise ValueError(
+                f"`suppress_token_ids` {self.suppress_token_ids} include an EOS id ({self.eos_token_ids}): completions "
+                "could never end."
+            )
+
+    @classmethod
+    def from_model(cls, model, tokenizer=None, adapter: MaskedDiffusionAdapter | None = None, **kwargs):
+        """
+        A sampler for `model` with the sampling defaults of its checkpoint (`generation_config.json`'s `steps`,
+        `alg`, `temperature`, `top_p`, `top_k`, `alg_temp`, `eps`, as Dream/DiffuCoder checkpoints and models trained
+        with [`CoupledGRPOTrainer`] write them), its stop tokens (see [`diffusion_stop_token_ids`]) and its
+        tokenizer's padding. Keyword arguments override everything.
+
+        Example:
+
+        ```python
+        >>> from trl_ext.generation import MaskedDiffusionSampler
+        >>> from trl_ext.testing import make_tokenizer, make_tiny_dream_lm
+        >>> tokenizer = make_tokenizer()
+        >>> model = make_tiny_dream_lm(tokenizer)
+        >>> model.generation_config.steps, model.generation_config.alg = 4, "maskgit_plus"
+        >>> sampler = MaskedDiffusionSampler.from_model(model, tokenizer, max_new_tokens=8)
+        >>> sampler.steps, sampler.alg
+        (4, 'maskgit_plus')
+        ```
+        """
+        from ..models.diffusion_lm import diffusion_stop_token_ids
+
+        adapter = adapter or MaskedDiffusionAdapter.from_model(model, tokenizer)
+        generation_config = getattr(_unwrap_model(model), "generation_config", None)
+        options = sampling_defaults(generation_config)
+        options["eos_token_ids"] = diffusion_stop_token_ids(tokenizer, generation_config)
+        if tokenizer is not None and tokenizer.pad_token_id is not None:
+            options["pad_token_id"] = tokenizer.pad_token_id
+        options.update(kwargs)
+        return cls(adapter, **options)
 
     # ------------------------------------------------------------------------------------------------------------
     def schedule(self) -> list[list[int]]:
@@ -203,19 +253,28 @@ class MaskedDiffusionSampler:
         return [block_transfer_schedule(self.block_length, self.steps // num_blocks)] * num_blocks
 
     def _propose(self, logits: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample a token per row of `logits` `(N, V)`; return `(tokens, confidence, token_probability)`."""
+        """
+        Sample a token per row of `logits` `(N, V)`; return `(tokens, confidence, token_probability)`. Follows Dream's
+        `sample_tokens`: temperature, then top-p (the token that crosses `top_p` is kept), then top-k; the suppressed
+        ids (the mask token first) get no probability at all.
+        """
         logits = logits.float()
+        suppressed = [i for i in self.suppress_token_ids if i < logits.size(-1)]
+        if suppressed:
+            logits = logits.index_fill(-1, torch.tensor(suppressed, device=logits.device), float("-inf"))
         if self.temperature > 0:
             logits = logits / self.temperature
-        if self.top_k is not None:
-            kth = torch.topk(logits, min(self.top_k, logits.size(-1)), dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
         if self.top_p is not None and self.top_p < 1:
             sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
             cumulative = sorted_logits.softmax(-1).cumsum(-1)
-            drop_sorted = cumulative - sorted_logits.softmax(-1) >= self.top_p  # keeps the token that crosses top_p
+            drop_sorted = cumulative > self.top_p
+            drop_sorted[..., 1:] = drop_sorted[..., :-1].clone()
+            drop_sorted[..., 0] = False
             drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
             logits = logits.masked_fill(drop, float("-inf"))
+        if self.top_k is not None:
+            kth = torch.topk(logits, min(self.top_k, logits.size(-1)), dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
         probs = logits.softmax(-1)
         if self.temperature > 0:
             tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -226,7 +285,7 @@ class MaskedDiffusionSampler:
             top2 = probs.topk(2, dim=-1).values
             confidence = top2[:, 0] - top2[:, 1]
         elif self.alg == "entropy":
-            confidence = -torch.special.entr(probs).sum(-1)
+            confidence = (probs * torch.log(probs + 1e-10)).sum(-1)  # Dream's negative entropy, epsilon included
         else:
             confidence = token_prob
         return tokens, confidence, token_prob
@@ -274,6 +333,9 @@ class MaskedDiffusionSampler:
         schedule = self.schedule() if self.confidence_threshold is None else None
         grid = torch.linspace(1.0, self.eps, self.steps + 1, device=device)  # `origin`'s time grid
         step = 0
+        # Every forward reveals at least one token except `origin`'s (which runs exactly `steps` per call): this bound
+        # can only be passed by a bug, and then we stop rather than spin.
+        max_forwards = max(self.steps, length)
 
         for block in range(num_blocks):
             in_block = (positions >= block * block_size) & (positions < (block + 1) * block_size)
@@ -284,11 +346,17 @@ class MaskedDiffusionSampler:
                 if not region.any():
                     break
                 count = None
-                if schedule is not None:
+                if schedule is not None and self.alg != "origin":
                     count = schedule[block][block_step] if block_step < len(schedule[block]) else length
                     if count == 0:  # the grid rounds some early steps to zero tokens: skip their forward
                         block_step += 1
                         continue
+                if step >= max_forwards:
+                    raise RuntimeError(
+                        f"MaskedDiffusionSampler made {step} forwards without finishing {int(region.sum())} masked "
+                        f"positions (bound: max(steps, max_new_tokens) = {max_forwards}). This is a bug: please report "
+                        "it with the sampler's settings."
+                    )
                 logits = self.adapter.completion_logits(model, canvas, attention_mask, length)
                 tokens, confidence, token_prob = self._propose(logits[region], generator)
                 if self.alg == "origin":
@@ -335,6 +403,36 @@ class MaskedDiffusionSampler:
         )
 
 
+def sampling_defaults(generation_config) -> dict:
+    """
+    The sampler arguments a checkpoint's generation config sets explicitly (Dream/DiffuCoder's `steps`, `alg`,
+    `alg_temp`, `eps`, and `temperature`, `top_p`, `top_k` where they differ from transformers' defaults).
+    """
+    if generation_config is None:
+        return {}
+    from transformers import GenerationConfig
+
+    plain = GenerationConfig()
+    options = {}
+    for key in ("steps", "alg", "alg_temp", "eps"):
+        value = getattr(generation_config, key, None)
+        if value is not None:
+            options[key] = value
+    for key in ("temperature", "top_p", "top_k"):
+        value = getattr(generation_config, key, None)
+        if value is not None and value != getattr(plain, key, None):
+            options[key] = value
+    return options
+
+
+def _unwrap_model(model):
+    while hasattr(model, "module"):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
 def _finished_at_eos(completion: torch.Tensor, mask_id: int, eos: torch.Tensor) -> torch.Tensor:
     """Rows whose first EOS is revealed and preceded only by revealed tokens: nothing after it can matter."""
     is_eos = torch.isin(completion, eos)
@@ -362,4 +460,5 @@ __all__ = [
     "MaskedDiffusionSamplerOutput",
     "block_transfer_schedule",
     "dream_transfer_schedule",
+    "sampling_defaults",
 ]

@@ -7,9 +7,10 @@ Two families matter today:
   like an autoregressive model's: the logit at position `i - 1` scores token `i`.
 - **LLaDA-style** (LLaDA, d1): bidirectional, logits *not* shifted: the logit at position `i` scores token `i`.
 
-Both ship as `trust_remote_code` checkpoints (`model_type` `"Dream"` / `"llada"`). A stock transformers model
-(Qwen2, Llama, ...) becomes bidirectional when it is given a 4-D additive attention mask, which is how the tiny
-test models in [`trl_ext.testing`] and converted checkpoints run; their config carries `diffusion_type`.
+The published checkpoints (`model_type` `"Dream"` / `"llada"`) load as the native classes of
+[`trl_ext.models.dream`] and [`trl_ext.models.llada`], which take a 2-D padding mask and build their own
+bidirectional attention. A stock transformers model (Qwen2, Llama, ...) whose config declares `diffusion_type`
+becomes bidirectional when it is given a 4-D additive attention mask, which is what the adapter passes it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from trl.kernels import ChunkedLogProbFunction
+
+from ._native import check_native_model, is_native_model
 
 DiffusionType = Literal["dream", "llada"]
 
@@ -39,8 +42,10 @@ class MaskedDiffusionAdapter:
         shift_logits (`bool`):
             `True` for Dream-style models (logit `i - 1` scores token `i`), `False` for LLaDA-style ones.
         pass_attention_mask (`bool`, *optional*, defaults to `True`):
-            Whether the model takes a 4-D attention mask. LLaDA's remote code is bidirectional by construction and is
-            called without one.
+            Whether the model is given an attention mask and positions at all.
+        native (`bool`, *optional*, defaults to `False`):
+            Whether the model is one of the native Dream/LLaDA classes, which take the 2-D padding mask and build
+            their bidirectional attention themselves (any attention implementation); other models get a 4-D mask.
 
     Example:
 
@@ -60,6 +65,7 @@ class MaskedDiffusionAdapter:
     mask_token_id: int
     shift_logits: bool
     pass_attention_mask: bool = True
+    native: bool = False
 
     @classmethod
     def from_model(
@@ -110,11 +116,15 @@ class MaskedDiffusionAdapter:
         vocab_size = config.get_text_config().vocab_size if hasattr(config, "get_text_config") else None
         if vocab_size is not None and not 0 <= mask_token_id < vocab_size:
             raise ValueError(f"`mask_token_id` {mask_token_id} is outside the model's vocabulary (size {vocab_size}).")
-        is_llada_remote = str(config.model_type).lower().startswith("llada")
+        check_native_model(model)
+        native = is_native_model(_unwrap(model))
+        # Remote-code LLaDA variants without a native class (e.g. `lladamoe`) are bidirectional by construction.
+        is_llada_remote = not native and str(config.model_type).lower().startswith("llada")
         return cls(
             mask_token_id=int(mask_token_id),
             shift_logits=diffusion_type == "dream",
             pass_attention_mask=not is_llada_remote,
+            native=native,
         )
 
     # ------------------------------------------------------------------------------------------------------------
@@ -140,6 +150,9 @@ class MaskedDiffusionAdapter:
     def model_kwargs(self, model, attention_mask: torch.Tensor) -> dict:
         if not self.pass_attention_mask:
             return {}
+        if self.native:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            return {"attention_mask": attention_mask, "position_ids": position_ids}
         mask, position_ids = self.attention_inputs(attention_mask, _compute_dtype(model))
         return {"attention_mask": mask, "position_ids": position_ids}
 
@@ -214,6 +227,50 @@ class MaskedDiffusionAdapter:
         return _logp_and_entropy(logits[rows, logit_pos].float(), targets)
 
 
+# Tokens that end an assistant turn or a document in the chat formats of the supported checkpoints: Qwen's
+# `<|im_end|>` (DiffuCoder/Dream Instruct), Llama-3's `<|eot_id|>` (LLaDA Instruct) and `<|endoftext|>` (every one).
+TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|endoftext|>")
+
+
+def diffusion_stop_token_ids(tokenizer=None, generation_config=None) -> list[int]:
+    """
+    The ids that end a rollout: the generation config's `eos_token_id` (one or a list), the tokenizer's EOS, and each
+    of `<|im_end|>`, `<|eot_id|>` and `<|endoftext|>` that the tokenizer holds as a single special token. The
+    published checkpoints declare only one of these (DiffuCoder's `eos_token_id` is `<|endoftext|>` while its chat
+    template ends a turn with `<|im_end|>`; LLaDA Instruct's turn ends with `<|eot_id|>`), so a rollout that stopped
+    only at the declared id would run past the end of the answer.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.models.diffusion_lm import diffusion_stop_token_ids
+    >>> from trl_ext.testing import make_tokenizer
+    >>> tokenizer = make_tokenizer()
+    >>> tokenizer.convert_ids_to_tokens(diffusion_stop_token_ids(tokenizer))
+    ['<|im_end|>', '<|endoftext|>']
+    ```
+    """
+    ids: list[int] = []
+
+    def add(value):
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and int(item) not in ids:
+                ids.append(int(item))
+
+    if generation_config is not None:
+        add(getattr(generation_config, "eos_token_id", None))
+    if tokenizer is not None:
+        add(tokenizer.eos_token_id)
+        special = set(getattr(tokenizer, "all_special_tokens", [])) | {
+            str(t) for t in getattr(tokenizer, "added_tokens_decoder", {}).values()
+        }
+        vocab = tokenizer.get_vocab()
+        for token in TURN_END_TOKENS:
+            if token in special and token in vocab:
+                add(vocab[token])
+    return ids
+
+
 def _logp_and_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     log_probs = F.log_softmax(logits, dim=-1)
     logps = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -254,7 +311,7 @@ def _backbone_and_head(model):
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
     if backbone is None or head is None or backbone is inner:
         return None, None
-    if str(inner.config.model_type).lower().startswith("llada"):
+    if not is_native_model(inner) and str(inner.config.model_type).lower().startswith("llada"):
         return None, None
     return backbone, head
 
