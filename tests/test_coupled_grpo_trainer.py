@@ -62,14 +62,17 @@ def test_every_parameter_is_trained(tokenizer, tmp_path, builder, estimator):
         assert not torch.equal(param, before[name]), f"{name} did not change"
 
 
-def test_rollout_rows_carry_one_fresh_plan_per_iteration(tokenizer, tmp_path):
+@pytest.mark.parametrize("context", ["canvas", "completion"])
+def test_rollout_rows_carry_one_fresh_plan_per_iteration(tokenizer, tmp_path, context):
     path = save_tiny_model(make_tiny_dream_lm(tokenizer), tokenizer, tmp_path / "model")
-    args = config(tmp_path, num_iterations=2, beta=0.01, max_steps=1)
+    args = config(tmp_path, num_iterations=2, beta=0.01, max_steps=1, likelihood_context=context)
     trainer = CoupledGRPOTrainer(path, LOWERCASE, args=args, train_dataset=dataset(), processing_class=tokenizer)
     trainer.model.train()
     batch = trainer._generate_and_score_completions(list(dataset(8)))
     b, t = batch["completion_ids"].shape
-    assert batch["coupled_masks"].shape == (b, 2, 3, t)
+    # The canvas context masks the whole sampled canvas (max_completion_length = 8 tokens).
+    assert batch["coupled_masks"].shape == (b, 2, 3, 8 if context == "canvas" else t)
+    assert ("coupled_canvas" in batch) == (context == "canvas")
     assert batch["old_per_token_logps"].shape == (b, 2, t) and batch["ref_per_token_logps"].shape == (b, 2, t)
     assert not torch.equal(batch["coupled_masks"][:, 0], batch["coupled_masks"][:, 1])
     # Before any update, the policy estimate under iteration k's plan equals the cached old estimate for k.
@@ -80,11 +83,12 @@ def test_rollout_rows_carry_one_fresh_plan_per_iteration(tokenizer, tmp_path):
         from trl_ext.trainers import MaskPlan
 
         trainer._loss_plan = MaskPlan(inputs["coupled_masks"][:, iteration], inputs["coupled_coef"][:, iteration])
+        trainer._loss_canvas = inputs.get("coupled_canvas")
         ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
         mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
         with torch.no_grad():
             logps, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, t)
-        trainer._loss_plan = None
+        trainer._loss_plan = trainer._loss_canvas = None
         torch.testing.assert_close(logps, batch["old_per_token_logps"][:, iteration], atol=1e-5, rtol=1e-5)
 
 

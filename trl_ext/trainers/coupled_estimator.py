@@ -63,13 +63,15 @@ def draw_mask_plan(
     generator: torch.Generator | None = None,
     prompt_mask: torch.Tensor | None = None,
     prompt_mask_prob: float = 0.15,
+    scored_mask: torch.Tensor | None = None,
 ) -> MaskPlan:
     """
     Draw the masks of one estimate.
 
     Args:
         completion_mask (`torch.Tensor` of shape `(batch_size, completion_length)`):
-            1 for completion tokens to score, 0 for padding.
+            1 for completion tokens that the passes mask (and score, unless `scored_mask` says otherwise), 0 for
+            padding.
         estimator (`str`, *optional*, defaults to `"coupled"`):
             One of `"coupled"`, `"coupled_no_full"`, `"independent"`, `"d1"`.
         t_min (`float`, *optional*, defaults to `0.2`), t_max (`float`, *optional*, defaults to `0.8`):
@@ -80,6 +82,10 @@ def draw_mask_plan(
             Real prompt tokens; required for `"d1"`.
         prompt_mask_prob (`float`, *optional*, defaults to `0.15`):
             `d1`'s probability of masking each prompt token.
+        scored_mask (`torch.Tensor` of shape `(batch_size, completion_length)`, *optional*):
+            The tokens whose estimate is computed (coefficient kept); defaults to `completion_mask`. DiffuCoder's
+            setting masks the whole sampled canvas (`completion_mask` all ones) but scores only the tokens up to the
+            first EOS.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"`likelihood_estimator` must be one of {ESTIMATORS}, got {estimator!r}.")
@@ -97,7 +103,7 @@ def draw_mask_plan(
             raise ValueError("The `d1` estimator masks prompt tokens and needs `prompt_mask`.")
         noise = torch.rand(prompt_mask.shape, generator=generator, device=device)
         prompt_masks = (noise < prompt_mask_prob) & prompt_mask.bool()
-        return MaskPlan(valid[:, None], valid[:, None].float(), prompt_masks[:, None])
+        return _scored(MaskPlan(valid[:, None], valid[:, None].float(), prompt_masks[:, None]), scored_mask)
 
     full = valid
     if estimator == "independent":
@@ -114,10 +120,16 @@ def draw_mask_plan(
     coef_a = mask_a * weight_a
     coef_b = mask_b * weight_b
     if estimator == "coupled_no_full":
-        return MaskPlan(torch.stack([mask_a, mask_b], 1), torch.stack([coef_a, coef_b], 1).float())
+        return _scored(MaskPlan(torch.stack([mask_a, mask_b], 1), torch.stack([coef_a, coef_b], 1).float()), scored_mask)
     masks = torch.stack([full, mask_a, mask_b], 1)
     coef = 0.5 * torch.stack([full.float(), coef_a, coef_b], 1)
-    return MaskPlan(masks, coef.float())
+    return _scored(MaskPlan(masks, coef.float()), scored_mask)
+
+
+def _scored(plan: MaskPlan, scored_mask: torch.Tensor | None) -> MaskPlan:
+    if scored_mask is None:
+        return plan
+    return MaskPlan(plan.completion_masks, plan.coef * scored_mask[:, None].float(), plan.prompt_masks)
 
 
 def build_noisy_inputs(

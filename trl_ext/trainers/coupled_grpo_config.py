@@ -7,6 +7,10 @@ from trl import GRPOConfig
 from ..generation.masked_diffusion import ALGORITHMS
 from .coupled_estimator import ESTIMATORS
 
+PAPER_TEMPERATURE = 1.2
+PAPER_TOP_P = 0.95
+PAPER_ALG = "entropy"
+
 
 @dataclass
 class CoupledGRPOConfig(GRPOConfig):
@@ -15,9 +19,17 @@ class CoupledGRPOConfig(GRPOConfig):
     estimate ([paper](https://huggingface.co/papers/2506.20639)).
 
     Defaults follow the paper: rollout temperature 1.2 and top-p 0.95, entropy-ordered whole-canvas decoding with one
-    token per step, clip `epsilon=0.5` (the estimate is a scaled surrogate, not a log-probability), `beta=0.01`,
-    `num_iterations=2` with a fresh mask per iteration, no reward scaling, and a token-mean loss over the
-    micro-batch (`loss_type="bnpo"`). Every [`~trl.GRPOConfig`] parameter is available too.
+    token per step, likelihood passes over the whole sampled canvas, clip `epsilon=0.5` (the estimate is a scaled
+    surrogate, not a log-probability), `beta=0.01`, `num_iterations=2` with a fresh mask per iteration, no reward
+    scaling, and a token-mean loss over the micro-batch (`loss_type="bnpo"`). Every [`~trl.GRPOConfig`] parameter is
+    available too.
+
+    Sampling parameters left unset (`None`: `diffusion_steps`, `diffusion_alg`, `diffusion_alg_temp`, `temperature`,
+    `top_p`) take the checkpoint's own defaults from its `generation_config.json` (`steps`, `alg`, `alg_temp`,
+    `temperature`, `top_p`) when it sets them, else the paper's values. The values a run samples with are written to
+    the trained model's `generation_config.json`, so
+    [`MaskedDiffusionSampler.from_model`](trl_ext.generation.MaskedDiffusionSampler.from_model) samples a saved or
+    pushed model the way it was trained.
 
     > Parameters that control the diffusion model
 
@@ -32,11 +44,14 @@ class CoupledGRPOConfig(GRPOConfig):
 
     Parameters:
         diffusion_steps (`int`, *optional*):
-            Denoising steps per completion. Defaults to `max_completion_length` (one token per step).
-        diffusion_alg (`str`, *optional*, defaults to `"entropy"`):
-            Reveal order: `"origin"`, `"maskgit_plus"`, `"topk_margin"` or `"entropy"`.
+            Denoising steps per completion. Defaults to the checkpoint's `steps`, else `max_completion_length` (one
+            token per step).
+        diffusion_alg (`str`, *optional*):
+            Reveal order: `"origin"`, `"maskgit_plus"`, `"topk_margin"` or `"entropy"`. Defaults to the checkpoint's
+            `alg`, else `"entropy"` (the paper).
         diffusion_alg_temp (`float`, *optional*):
             If > 0, positions to reveal are sampled from `softmax(confidence / alg_temp)` rather than taken top-k.
+            Defaults to the checkpoint's `alg_temp`.
         diffusion_eps (`float`, *optional*, defaults to `1e-3`):
             End of the time grid of the whole-canvas schedule.
         block_length (`int`, *optional*):
@@ -47,6 +62,12 @@ class CoupledGRPOConfig(GRPOConfig):
     > Parameters that control the likelihood estimate
 
     Parameters:
+        likelihood_context (`str`, *optional*, defaults to `"canvas"`):
+            What the likelihood passes see after the prompt. `"canvas"` (DiffuCoder's code): the whole sampled canvas
+            of `max_completion_length` tokens, the part after the first EOS included and masked like the rest, while
+            only the tokens up to and including the first EOS are scored. `"completion"`: the context ends at the first
+            EOS. Canvas positions a rollout never decoded (a row stops once its answer is complete) hold the pad
+            token.
         likelihood_estimator (`str`, *optional*, defaults to `"coupled"`):
             `"coupled"` (paper), `"coupled_no_full"` (without the fully masked pass), `"independent"` (uncoupled
             masks, the ablation) or `"d1"` (one fully masked pass plus random prompt masking).
@@ -72,11 +93,19 @@ class CoupledGRPOConfig(GRPOConfig):
     diffusion_steps: int | None = field(
         default=None, metadata={"help": "Denoising steps per completion; defaults to `max_completion_length`."}
     )
-    diffusion_alg: str = field(
-        default="entropy", metadata={"help": "Reveal order.", "choices": list(ALGORITHMS)}
+    diffusion_alg: str | None = field(
+        default=None,
+        metadata={
+            "help": "Reveal order; defaults to the checkpoint's generation_config `alg`, else 'entropy' (paper).",
+            "choices": [*ALGORITHMS, None],
+        },
     )
     diffusion_alg_temp: float | None = field(
-        default=None, metadata={"help": "If > 0, sample the positions to reveal from softmax(confidence / alg_temp)."}
+        default=None,
+        metadata={
+            "help": "If > 0, sample the positions to reveal from softmax(confidence / alg_temp); defaults to the "
+            "checkpoint's `alg_temp`."
+        },
     )
     diffusion_eps: float = field(default=1e-3, metadata={"help": "End of the whole-canvas time grid."})
     block_length: int | None = field(
@@ -87,6 +116,14 @@ class CoupledGRPOConfig(GRPOConfig):
     )
 
     # Likelihood estimate
+    likelihood_context: str = field(
+        default="canvas",
+        metadata={
+            "help": "'canvas' (paper's code: the whole sampled canvas, post-EOS part included and masked, is the "
+            "context; tokens up to the first EOS are scored) or 'completion' (context cut at the first EOS).",
+            "choices": ["canvas", "completion"],
+        },
+    )
     likelihood_estimator: str = field(
         default="coupled", metadata={"help": "Masked log-likelihood estimator.", "choices": list(ESTIMATORS)}
     )
@@ -101,8 +138,20 @@ class CoupledGRPOConfig(GRPOConfig):
     )
 
     # Paper defaults for inherited parameters
-    temperature: float = field(default=1.2, metadata={"help": "Rollout sampling temperature (paper: 1.2)."})
-    top_p: float = field(default=0.95, metadata={"help": "Rollout nucleus sampling cutoff."})
+    temperature: float | None = field(
+        default=None,
+        metadata={
+            "help": "Rollout sampling temperature; defaults to the checkpoint's generation_config `temperature`, "
+            "else 1.2 (paper)."
+        },
+    )
+    top_p: float | None = field(
+        default=None,
+        metadata={
+            "help": "Rollout nucleus sampling cutoff; defaults to the checkpoint's generation_config `top_p`, else "
+            "0.95 (paper)."
+        },
+    )
     epsilon: float = field(default=0.5, metadata={"help": "Clip range of the surrogate ratio (paper: 0.5)."})
     beta: float = field(default=0.01, metadata={"help": "KL coefficient (paper: 0.01)."})
     num_iterations: int = field(
@@ -115,8 +164,16 @@ class CoupledGRPOConfig(GRPOConfig):
     def __post_init__(self):
         if self.diffusion_type not in ("auto", "dream", "llada"):
             raise ValueError(f"`diffusion_type` must be 'auto', 'dream' or 'llada', got {self.diffusion_type!r}.")
-        if self.diffusion_alg not in ALGORITHMS:
+        if self.diffusion_alg is not None and self.diffusion_alg not in ALGORITHMS:
             raise ValueError(f"`diffusion_alg` must be one of {ALGORITHMS}, got {self.diffusion_alg!r}.")
+        if self.likelihood_context not in ("canvas", "completion"):
+            raise ValueError(
+                f"`likelihood_context` must be 'canvas' or 'completion', got {self.likelihood_context!r}."
+            )
+        if self.temperature is not None and self.temperature < 0:
+            raise ValueError(f"`temperature` must be >= 0, got {self.temperature}.")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"`top_p` must be in (0, 1], got {self.top_p}.")
         if self.likelihood_estimator not in ESTIMATORS:
             raise ValueError(
                 f"`likelihood_estimator` must be one of {ESTIMATORS}, got {self.likelihood_estimator!r}."
@@ -136,4 +193,14 @@ class CoupledGRPOConfig(GRPOConfig):
             raise ValueError(f"`diffusion_steps` must be >= 1, got {self.diffusion_steps}.")
         if self.use_vllm:
             raise ValueError("`use_vllm=True` is not supported: vLLM does not serve masked-diffusion LMs.")
+        # GRPOConfig reads these as numbers; the trainer resolves them against the checkpoint's generation config
+        # and remembers which ones the user left unset.
+        self.unset_sampling_fields = [
+            name
+            for name in ("diffusion_steps", "diffusion_alg", "diffusion_alg_temp", "temperature", "top_p")
+            if getattr(self, name) is None
+        ]
+        temperature, top_p = self.temperature, self.top_p
+        self.temperature = PAPER_TEMPERATURE if temperature is None else temperature
+        self.top_p = PAPER_TOP_P if top_p is None else top_p
         super().__post_init__()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from accelerate.utils import gather
 from trl import GRPOTrainer
 from trl.trainer.utils import pad
 
-from ..generation.masked_diffusion import MaskedDiffusionSampler
+from ..generation.masked_diffusion import MaskedDiffusionSampler, sampling_defaults
 from ..model_card import write_model_card
-from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
+from ..models._native import check_native_model, resolve_trust_remote_code
+from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
 from ._rollout import rollout_model
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
-from .coupled_grpo_config import CoupledGRPOConfig
+from .coupled_grpo_config import PAPER_ALG, CoupledGRPOConfig
+
+logger = logging.getLogger(__name__)
 
 CITATION = """\
 @article{gong2025diffucoder,
@@ -69,9 +74,22 @@ class CoupledGRPOTrainer(GRPOTrainer):
                 f"`args` must be a `CoupledGRPOConfig`, got `{type(args).__name__}`: the diffusion sampler and the "
                 "likelihood estimator are configured there."
             )
-        if not isinstance(model, str):
+        if isinstance(model, str):
+            # Dream/DiffuCoder/LLaDA checkpoints load through the native classes: their remote code targets
+            # transformers 4 and runs silently wrong on 5. TRL reads the flag for the policy and the reference model.
+            init_kwargs = dict(args.model_init_kwargs or {})
+            asked = init_kwargs.get("trust_remote_code", args.trust_remote_code)
+            trust = resolve_trust_remote_code(model, asked, init_kwargs.get("revision"))
+            if trust != bool(asked):
+                init_kwargs["trust_remote_code"] = trust
+                args.model_init_kwargs = init_kwargs
+                args.trust_remote_code = trust
+            self._resolve_sampling_args(args, _checkpoint_generation_config(model, init_kwargs.get("revision")))
+        else:
             # Fail before TRL builds a reference model from the policy.
+            check_native_model(model)
             MaskedDiffusionAdapter.from_model(model, kwargs.get("processing_class"), args.mask_token_id, args.diffusion_type)
+            self._resolve_sampling_args(args, getattr(model, "generation_config", None))
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.diffusion_adapter = MaskedDiffusionAdapter.from_model(
             self.model, self._tokenizer, args.mask_token_id, args.diffusion_type
@@ -79,6 +97,11 @@ class CoupledGRPOTrainer(GRPOTrainer):
         add_diffusion_scoring(self.model, self.diffusion_adapter)
         if self.ref_model is not None:
             add_diffusion_scoring(self.ref_model, self.diffusion_adapter)
+        generation_config = getattr(self.accelerator.unwrap_model(self.model), "generation_config", None)
+        # Instruct checkpoints declare `<|endoftext|>` as EOS while their turns end with `<|im_end|>` / `<|eot_id|>`.
+        self.eos_token_ids = list(
+            dict.fromkeys([*self.eos_token_ids, *diffusion_stop_token_ids(self._tokenizer, generation_config)])
+        )
         self.sampler = MaskedDiffusionSampler(
             self.diffusion_adapter,
             max_new_tokens=args.max_completion_length,
@@ -94,12 +117,63 @@ class CoupledGRPOTrainer(GRPOTrainer):
             eos_token_ids=self.eos_token_ids,
             pad_token_id=self._tokenizer.pad_token_id,
         )
+        if generation_config is not None:
+            self._record_sampling_defaults(generation_config)
         # Private RNGs: reproducible per process, and never touching the global RNG the data order depends on.
         seed = args.seed + 1009 * self.accelerator.process_index
         self._sample_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed)
         self._mask_generator = torch.Generator(device=self.accelerator.device).manual_seed(seed + 1)
         self._rollout_plans: list[MaskPlan] | None = None
         self._loss_plan: MaskPlan | None = None
+        # The sampled canvases (`likelihood_context="canvas"`): of the rollout batch being scored, and of the
+        # micro-batch inside the loss.
+        self._rollout_canvas: torch.Tensor | None = None
+        self._loss_canvas: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Sampling defaults
+    # ------------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _resolve_sampling_args(args: CoupledGRPOConfig, generation_config) -> None:
+        """Fill the sampling fields the user left unset from the checkpoint's generation config, else the paper's."""
+        unset = set(getattr(args, "unset_sampling_fields", []))
+        if not unset:
+            return
+        defaults = sampling_defaults(generation_config)
+        sources = {"diffusion_steps": "steps", "diffusion_alg": "alg", "diffusion_alg_temp": "alg_temp",
+                   "temperature": "temperature", "top_p": "top_p"}
+        taken = {}
+        for field, key in sources.items():
+            if field in unset and key in defaults:
+                setattr(args, field, defaults[key])
+                taken[field] = defaults[key]
+        if args.diffusion_alg is None:
+            args.diffusion_alg = PAPER_ALG
+        if taken:
+            logger.info("Diffusion sampling defaults from the checkpoint's generation config: %s", taken)
+        args.unset_sampling_fields = []
+
+    def _record_sampling_defaults(self, generation_config) -> None:
+        """Write the rollout sampler's settings into the model's generation config (saved with the model)."""
+        sampler = self.sampler
+        values = {
+            "steps": sampler.steps,
+            "alg": sampler.alg,
+            "alg_temp": sampler.alg_temp,
+            "eps": sampler.eps,
+            "temperature": sampler.temperature,
+            "top_p": sampler.top_p,
+            "top_k": sampler.top_k,
+            "block_length": sampler.block_length,
+            "confidence_threshold": sampler.confidence_threshold,
+            "max_new_tokens": sampler.max_new_tokens,
+            "mask_token_id": self.diffusion_adapter.mask_token_id,
+            "eos_token_id": list(self.eos_token_ids),
+            "pad_token_id": sampler.pad_token_id,
+            "do_sample": sampler.temperature > 0,
+        }
+        for key, value in values.items():
+            setattr(generation_config, key, value)
 
     # ------------------------------------------------------------------------------------------------------------
     # Rollouts
@@ -114,6 +188,7 @@ class CoupledGRPOTrainer(GRPOTrainer):
         mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left").to(device)
         with rollout_model(self, "diffusion.sample") as unwrapped_model:
             out = self.sampler.sample(unwrapped_model, padded, mask, generator=self._sample_generator)
+        self._rollout_canvas = out.completion_ids
         stats = torch.tensor(
             [out.ar_ness.mean().item(), out.tokens_per_forward, float(out.num_forwards)], device=device
         )
@@ -128,10 +203,14 @@ class CoupledGRPOTrainer(GRPOTrainer):
 
     def _generate_and_score_completions(self, inputs):
         self._rollout_plans = None  # drawn lazily by the first estimate TRL asks for (old or reference)
+        self._rollout_canvas = None
         output = super()._generate_and_score_completions(inputs)
         if self._rollout_plans is None:
             self._rollout_plans = self._draw_plans(output["prompt_mask"], output["completion_mask"], self._num_plans())
         plans, self._rollout_plans = self._rollout_plans, None
+        if self.args.likelihood_context == "canvas":
+            output["coupled_canvas"] = self._rollout_canvas
+        self._rollout_canvas = None
         output["coupled_masks"] = torch.stack([p.completion_masks for p in plans], 1)
         output["coupled_coef"] = torch.stack([p.coef for p in plans], 1)
         if plans[0].prompt_masks is not None:
@@ -146,18 +225,33 @@ class CoupledGRPOTrainer(GRPOTrainer):
         return self.num_iterations if self.model.training else 1
 
     def _draw_plans(self, prompt_mask, completion_mask, count) -> list[MaskPlan]:
+        maskable, scored = completion_mask, None
+        if self.args.likelihood_context == "canvas":
+            # The whole canvas is masked like the rest; only the completion (up to its first EOS) is scored.
+            maskable = torch.ones_like(self._current_canvas())
+            scored = _fit(completion_mask, maskable.size(1))
         return [
             draw_mask_plan(
-                completion_mask,
+                maskable,
                 self.args.likelihood_estimator,
                 self.args.mask_t_min,
                 self.args.mask_t_max,
                 generator=self._mask_generator,
                 prompt_mask=prompt_mask,
                 prompt_mask_prob=self.args.d1_prompt_mask_prob,
+                scored_mask=scored,
             )
             for _ in range(count)
         ]
+
+    def _current_canvas(self) -> torch.Tensor:
+        canvas = self._loss_canvas if self._loss_canvas is not None else self._rollout_canvas
+        if canvas is None:
+            raise RuntimeError(
+                "`likelihood_context='canvas'` needs the sampled canvas of the batch being scored, and none is "
+                "recorded: likelihoods were requested outside a rollout or a loss computation."
+            )
+        return canvas
 
     # ------------------------------------------------------------------------------------------------------------
     # Likelihood estimates
@@ -180,6 +274,11 @@ class CoupledGRPOTrainer(GRPOTrainer):
         """
         prompt_ids, completion_ids = input_ids[:, :-logits_to_keep], input_ids[:, -logits_to_keep:]
         prompt_mask, completion_mask = attention_mask[:, :-logits_to_keep], attention_mask[:, -logits_to_keep:]
+        context_mask = completion_mask
+        if self.args.likelihood_context == "canvas":
+            # DiffuCoder's passes see the whole sampled canvas; the completion is its prefix up to the first EOS.
+            completion_ids = self._current_canvas()
+            context_mask = torch.ones_like(completion_ids)
         if self._loss_plan is not None:
             plans, stacked = [self._loss_plan], False
         else:
@@ -201,14 +300,14 @@ class CoupledGRPOTrainer(GRPOTrainer):
                     prompt_ids[start : start + chunk],
                     prompt_mask[start : start + chunk],
                     completion_ids[start : start + chunk],
-                    completion_mask[start : start + chunk],
+                    context_mask[start : start + chunk],
                     plan[start : start + chunk],
                     self.diffusion_adapter.mask_token_id,
                 )
                 for start in range(0, input_ids.size(0), chunk)
             ]
-            estimates.append(torch.cat([p[0] for p in parts]))
-            entropies.append(torch.cat([p[1] for p in parts]))
+            estimates.append(_fit(torch.cat([p[0] for p in parts]), logits_to_keep))
+            entropies.append(_fit(torch.cat([p[1] for p in parts]), logits_to_keep))
         if stacked:
             return torch.stack(estimates, 1), torch.stack(entropies, 1) if compute_entropy else None, None
         return estimates[0], entropies[0] if compute_entropy else None, None
@@ -230,10 +329,12 @@ class CoupledGRPOTrainer(GRPOTrainer):
         for key in ("old_per_token_logps", "ref_per_token_logps"):
             if inputs.get(key) is not None:
                 inputs[key] = inputs[key][:, iteration]
+        self._loss_canvas = inputs.get("coupled_canvas")
         try:
             return super()._compute_loss(model, inputs)
         finally:
             self._loss_plan = None
+            self._loss_canvas = None
 
     # ------------------------------------------------------------------------------------------------------------
     # Model card
@@ -286,3 +387,19 @@ class CoupledGRPOTrainer(GRPOTrainer):
             },
             **kwargs,
         )
+
+
+def _fit(values: torch.Tensor, length: int) -> torch.Tensor:
+    """`values` `(B, L)` cut or zero-padded on the right to `(B, length)`."""
+    if values.size(1) >= length:
+        return values[:, :length]
+    return torch.nn.functional.pad(values, (0, length - values.size(1)))
+
+
+def _checkpoint_generation_config(model_id: str, revision: str | None):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model_id, revision=revision)
+    except Exception:  # no generation_config.json (or unreachable): the paper's defaults apply
+        return None
