@@ -1,6 +1,7 @@
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-from .diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring
+from ._native import load_diffusion_tokenizer
+from .diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
 from .dream import DreamBaseModel, DreamConfig, DreamModel
 from .llada import LLaDAConfig, LLaDAModel, LLaDAModelLM
 from .llamagen import LlamaGenConfig, LlamaGenForImageGeneration, LlamaGenKVCache
@@ -25,4 +26,6 @@ __all__ = [
     "LlamaGenKVCache",
     "MaskedDiffusionAdapter",
     "add_diffusion_scoring",
+    "diffusion_stop_token_ids",
+    "load_diffusion_tokenizer",
 ]

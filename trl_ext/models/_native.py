@@ -5,6 +5,7 @@ remote code, and the guard that keeps the checkpoints' transformers-4 remote cod
 
 from __future__ import annotations
 
+import json
 import logging
 
 from transformers import PreTrainedModel
@@ -27,10 +28,22 @@ class StrictLoadingMixin:
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         wants_info = kwargs.pop("output_loading_info", False)
+        # Mis-shaped weights are collected (and named in our error) rather than raised by transformers with a pointer
+        # to its log; a caller who passes `ignore_mismatched_sizes=True` asked for them to be re-initialised.
+        allow_mismatch = kwargs.get("ignore_mismatched_sizes", False)
+        kwargs["ignore_mismatched_sizes"] = True
+        generation_config = kwargs.pop("generation_config", None)
         model, info = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        _load_generation_config(model, args[0] if args else kwargs.get("pretrained_model_name_or_path"),
+                                generation_config, kwargs)  # fmt: skip
         problems = []
-        for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
-            keys = sorted(str(k) for k in (info.get(kind) or []))
+        kinds = ("missing_keys", "unexpected_keys") + (() if allow_mismatch else ("mismatched_keys",))
+        for kind in kinds:
+            keys = sorted(
+                f"{k[0]} (checkpoint {tuple(k[1])}, model {tuple(k[2])})" if isinstance(k, tuple) and len(k) == 3
+                else str(k)
+                for k in (info.get(kind) or [])
+            )
             if keys:
                 shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
                 problems.append(f"{kind.replace('_', ' ')}: {shown}")
@@ -45,6 +58,54 @@ class StrictLoadingMixin:
                 "the config's sizes (layers, heads, hidden size, vocabulary) match the weights."
             )
         return (model, info) if wants_info else model
+
+
+def _load_generation_config(model, source, generation_config, kwargs) -> None:
+    """
+    The checkpoint's `generation_config.json` (stop tokens and the diffusion sampling defaults: `steps`, `alg`,
+    `temperature`, ...), which transformers loads only for `GenerationMixin` models.
+    """
+    if generation_config is not None:
+        model.generation_config = generation_config
+        return
+    if source is None:
+        return
+    hub = {k: kwargs[k] for k in ("revision", "subfolder", "cache_dir", "token", "local_files_only") if k in kwargs}
+    loaded = load_generation_config(source, **hub)
+    if loaded is not None:
+        model.generation_config = loaded
+
+
+# Fields of Dream's `DreamGenerationConfig` (and of the configs CoupledGRPOTrainer saves) that transformers 5's
+# `GenerationConfig` does not know and drops on load.
+DIFFUSION_GENERATION_KEYS = ("steps", "alg", "alg_temp", "eps", "mask_token_id", "block_length", "confidence_threshold")
+
+
+def load_generation_config(source, **hub_kwargs):
+    """
+    `GenerationConfig.from_pretrained(source)` with the diffusion sampling fields kept, or `None` when the checkpoint
+    has no `generation_config.json`.
+    """
+    from transformers import GenerationConfig
+    from transformers.utils.hub import cached_file
+
+    try:
+        config = GenerationConfig.from_pretrained(source, **hub_kwargs)
+        subfolder = hub_kwargs.get("subfolder") or ""
+        resolved = cached_file(
+            source,
+            "generation_config.json",
+            subfolder=subfolder,
+            **{k: v for k, v in hub_kwargs.items() if k != "subfolder"},
+        )
+        with open(resolved, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    for key in DIFFUSION_GENERATION_KEYS:
+        if key in raw:
+            setattr(config, key, raw[key])
+    return config
 
 
 def native_model_type(model_id: str, revision: str | None = None, **hub_kwargs) -> str | None:
@@ -79,6 +140,33 @@ def resolve_trust_remote_code(model_id: str, trust_remote_code: bool | None, rev
             model_type,
         )
     return False
+
+
+def load_diffusion_tokenizer(name_or_path: str, trust_remote_code: bool | None = None, **kwargs):
+    """
+    The tokenizer of a masked-diffusion checkpoint, without remote code where a native class exists: Dream and
+    DiffuCoder ship a `DreamTokenizer` (remote code, transformers 4) that is Qwen2's byte-level BPE over the same
+    `vocab.json`/`merges.txt`, so it loads as [`~transformers.Qwen2Tokenizer`] (identical ids); LLaDA's is a plain
+    `PreTrainedTokenizerFast`. Anything else goes to `AutoTokenizer` with the `trust_remote_code` asked for.
+    Keyword arguments (`revision`, `padding_side`, ...) are passed on.
+    """
+    from transformers import AutoTokenizer, Qwen2Tokenizer
+    from transformers.utils.hub import cached_file
+
+    revision = kwargs.get("revision")
+    tokenizer_class = None
+    try:
+        path = cached_file(name_or_path, "tokenizer_config.json", revision=revision, _raise_exceptions_for_missing_entries=False)
+        if path is not None:
+            with open(path, encoding="utf-8") as handle:
+                tokenizer_class = json.load(handle).get("tokenizer_class")
+    except Exception:  # reported by the real load below
+        pass
+    if tokenizer_class == "DreamTokenizer":
+        return Qwen2Tokenizer.from_pretrained(name_or_path, **kwargs)
+    if trust_remote_code:
+        trust_remote_code = resolve_trust_remote_code(name_or_path, trust_remote_code, revision)
+    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=bool(trust_remote_code), **kwargs)
 
 
 def check_native_model(model) -> None:

@@ -11,7 +11,7 @@ from trl.trainer.utils import pad
 
 from ..generation.masked_diffusion import MaskedDiffusionSampler, sampling_defaults
 from ..model_card import write_model_card
-from ..models._native import check_native_model, resolve_trust_remote_code
+from ..models._native import check_native_model, load_generation_config, resolve_trust_remote_code
 from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
 from ._rollout import rollout_model
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
@@ -397,9 +397,7 @@ def _fit(values: torch.Tensor, length: int) -> torch.Tensor:
 
 
 def _checkpoint_generation_config(model_id: str, revision: str | None):
-    from transformers import GenerationConfig
-
     try:
-        return GenerationConfig.from_pretrained(model_id, revision=revision)
-    except Exception:  # no generation_config.json (or unreachable): the paper's defaults apply
+        return load_generation_config(model_id, revision=revision)
+    except Exception:  # unreachable: the paper's defaults apply (the model load reports the real problem)
         return None
