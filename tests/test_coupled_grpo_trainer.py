@@ -153,3 +153,87 @@ def test_bad_inputs_raise_early_with_the_field_name(tokenizer, tmp_path):
         config(tmp_path, mask_t_max=1.2)
     with pytest.raises(ValueError, match="likelihood_estimator"):
         config(tmp_path, likelihood_estimator="uncoupled")
+
+
+def _diffucoder_reference(model, prompt, canvas, eos_at, mask_a, t, mask_id):
+    """
+    DiffuCoder's `_get_per_token_logps` for one unpadded row, written out: three passes over prompt + the whole
+    canvas (pass 1 masks every canvas token, pass 2 those with R < t, pass 3 the rest; the prompt never), shifted
+    logits, float32 log-softmax, and `(logp_1 + logp_{2 or 3} / ratio) / 2` for the tokens up to the first EOS.
+    """
+    length = len(canvas)
+    passes = [torch.ones(length, dtype=torch.bool), mask_a, ~mask_a]
+    logps = []
+    for masked in passes:
+        ids = torch.tensor(prompt + canvas)
+        ids[len(prompt) :][masked] = mask_id
+        with torch.no_grad():
+            logits = model(input_ids=ids[None]).logits[0].float()
+        scoring = logits[len(prompt) - 1 : len(prompt) - 1 + length]  # logit i - 1 scores token i
+        logps.append(scoring.log_softmax(-1).gather(-1, torch.tensor(canvas)[:, None]).squeeze(-1))
+    weighted = torch.where(mask_a, logps[1] / t, logps[2] / (1 - t))
+    return ((logps[0] + weighted) / 2)[: eos_at + 1]
+
+
+def test_canvas_context_equals_diffucoders_own_likelihood(tokenizer, tmp_path):
+    model = make_tiny_dream_lm(tokenizer, hidden_size=64, seed=1)
+    path = save_tiny_model(model, tokenizer, tmp_path / "model")
+    args = config(tmp_path, likelihood_context="canvas", num_iterations=1, beta=0.0, max_completion_length=10)
+    trainer = CoupledGRPOTrainer(path, LOWERCASE, args=args, train_dataset=dataset(), processing_class=tokenizer)
+    trainer.model.eval()
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    prompts = [tokenizer("write f").input_ids, tokenizer("hi").input_ids]
+    g = torch.Generator().manual_seed(0)
+    canvases = torch.randint(0, 250, (2, 10), generator=g)
+    canvases[0, 4], canvases[1, 7] = eos, eos  # answers end at 4 and 7; the canvas goes on after them
+    eos_at = [4, 7]
+    prompt_ids = torch.tensor([[pad] * (len(prompts[0]) - len(p)) + p for p in prompts])
+    prompt_mask = torch.tensor([[0] * (len(prompts[0]) - len(p)) + [1] * len(p) for p in prompts])
+    t = max(eos_at) + 1
+    completion_ids = torch.stack([torch.where(torch.arange(10) <= e, c, pad) for c, e in zip(canvases, eos_at)])[:, :t]
+    completion_mask = torch.stack([(torch.arange(10) <= e).long() for e in eos_at])[:, :t]
+    trainer._loss_canvas = canvases
+    plan = trainer._draw_plans(prompt_mask, completion_mask, 1)[0]
+    # Passes A and B mask every canvas token exactly once, the post-EOS part included; only the answer is scored.
+    a, b = plan.completion_masks[:, 1], plan.completion_masks[:, 2]
+    assert ((a.long() + b.long()) == 1).all() and plan.completion_masks[:, 0].all()
+    assert ((plan.coef != 0).any(1) == (torch.arange(10) <= torch.tensor(eos_at)[:, None])).all()
+    trainer._loss_plan = plan
+    with torch.no_grad():
+        ours, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1), t
+        )
+    trainer._loss_plan = trainer._loss_canvas = None
+    for row in range(2):
+        ratio = float(0.5 / plan.coef[row, 1][a[row]][0]) if a[row].any() else 1 - float(0.5 / plan.coef[row, 2][b[row]][0])
+        expected = _diffucoder_reference(
+            trainer.model, prompts[row], canvases[row].tolist(), eos_at[row], a[row], ratio, tokenizer.mask_token_id
+        )
+        torch.testing.assert_close(ours[row, : eos_at[row] + 1], expected, atol=1e-5, rtol=1e-5)
+        assert (ours[row, eos_at[row] + 1 :] == 0).all()
+    # The 'completion' context (the context cut at the first EOS) gives different estimates on the same masks.
+    trainer.args.likelihood_context = "completion"
+    cut = trainer._draw_plans(prompt_mask, completion_mask, 1)[0]
+    trainer._loss_plan = cut
+    with torch.no_grad():
+        other, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1), t
+        )
+    trainer._loss_plan = None
+    assert not torch.allclose(other[0, :5], ours[0, :5])
+
+
+@pytest.mark.slow
+def test_llada_learns_with_gradient_checkpointing(tokenizer, tmp_path):
+    path = save_tiny_model(make_tiny_llada_lm(tokenizer, hidden_size=64), tokenizer, tmp_path / "model")
+    args = config(
+        tmp_path, num_generations=8, per_device_train_batch_size=16, max_steps=40, learning_rate=3e-3, logging_steps=5,
+        gradient_checkpointing=True, block_length=4, diffusion_steps=8, diffusion_alg="maskgit_plus",
+    )  # fmt: skip
+    trainer = CoupledGRPOTrainer(path, LOWERCASE, args=args, train_dataset=dataset(1024), processing_class=tokenizer)
+    trainer.train()
+    assert trainer.model.is_gradient_checkpointing
+    assert all(block.gradient_checkpointing for block in trainer.model.model.transformer.blocks)
+    rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
+    assert rewards[0] < 0.15
+    assert sum(rewards[-2:]) / 2 > rewards[0] + 0.1, rewards

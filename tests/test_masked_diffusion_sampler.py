@@ -141,3 +141,114 @@ def test_bad_settings_name_the_field(setup, kwargs, field):
     _, adapter, _, _ = setup
     with pytest.raises(ValueError, match=field):
         MaskedDiffusionSampler(adapter, max_new_tokens=8, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Termination: the sampler must end whatever the model says.
+# ---------------------------------------------------------------------------------------------------------------------
+class MaskLovingHead(nn.Module):
+    """An output layer whose argmax is the mask token at every position (a tiny model after a few RL steps can be
+    this degenerate); the other tokens keep a little probability so sampled decoding has something to draw."""
+
+    def __init__(self, vocab_size, mask_id):
+        super().__init__()
+        self.vocab_size, self.mask_id = vocab_size, mask_id
+        self.weight = nn.Parameter(torch.zeros(vocab_size, 1))
+
+    def forward(self, hidden):
+        logits = hidden[..., :1].new_zeros(*hidden.shape[:-1], self.vocab_size) + 0.01 * hidden.sum(-1, keepdim=True)
+        logits[..., self.mask_id] = 50.0
+        return logits
+
+
+MODES = {
+    "whole-canvas": dict(max_new_tokens=12, steps=12),
+    "whole-canvas-fewer-steps": dict(max_new_tokens=12, steps=5),
+    "blocks": dict(max_new_tokens=12, steps=6, block_length=4),
+    "threshold": dict(max_new_tokens=12, block_length=4, confidence_threshold=0.9),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("builder", [make_tiny_dream_lm, make_tiny_llada_lm])
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("alg", ["origin", "maskgit_plus", "topk_margin", "entropy"])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_model_that_always_proposes_the_mask_token_still_finishes(tokenizer, builder, mode, alg, temperature):
+    settings = MODES[mode]
+    if alg == "origin" and ("block_length" in settings):
+        pytest.skip("origin decodes the whole canvas only")
+    model = builder(tokenizer)
+    model.set_output_embeddings(MaskLovingHead(len(tokenizer), tokenizer.mask_token_id))
+    adapter = MaskedDiffusionAdapter.from_model(model, tokenizer)
+    sampler = MaskedDiffusionSampler(adapter, alg=alg, temperature=temperature, **settings)
+    prompts = tokenizer(["hi", "a longer prompt"], return_tensors="pt", padding=True)
+    out = sampler.sample(model, prompts.input_ids, prompts.attention_mask, generator=torch.Generator().manual_seed(0))
+    assert (out.completion_ids != tokenizer.mask_token_id).all()
+    assert out.num_forwards <= settings.get("steps", settings["max_new_tokens"])
+
+
+def test_suppressed_ids_are_never_proposed(setup, tokenizer):
+    model, adapter, ids, mask = setup
+    banned = tokenizer.convert_tokens_to_ids(["a", "e"])
+    sampler = MaskedDiffusionSampler(adapter, max_new_tokens=16, temperature=5.0, suppress_token_ids=banned)
+    out = sampler.sample(model, ids, mask, generator=torch.Generator().manual_seed(0))
+    assert not torch.isin(out.completion_ids, torch.tensor(banned + [adapter.mask_token_id])).any()
+    with pytest.raises(ValueError, match="include an EOS id"):
+        MaskedDiffusionSampler(adapter, eos_token_ids=[banned[0]], suppress_token_ids=banned)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Dream's `diffusion_generate`, written out slowly (one row, greedy) from its published algorithm.
+# ---------------------------------------------------------------------------------------------------------------------
+def dream_reference(model, prompt, mask_id, length, steps, alg, eps=1e-3, generator=None):
+    x = torch.tensor([prompt + [mask_id] * length])
+    grid = torch.linspace(1, eps, steps + 1)
+    for i in range(steps):
+        masked = (x == mask_id)[0]
+        with torch.no_grad():
+            logits = model(input_ids=x).logits[0].float()
+        logits = torch.cat([logits[:1], logits[:-1]])  # the logit at i - 1 scores token i
+        logits[:, mask_id] = float("-inf")  # the mask token is never a proposal
+        positions = masked.nonzero().flatten().tolist()
+        t, s = grid[i], grid[i + 1]
+        if alg == "origin":
+            p = 1 - s / t if i < steps - 1 else 1
+            draws = torch.rand(len(positions), generator=generator) < p
+            for pos, draw in zip(positions, draws.tolist()):
+                if draw:
+                    x[0, pos] = logits[pos].argmax()
+            continue
+        conf = {}
+        for pos in positions:
+            probs = logits[pos].softmax(-1)
+            if alg == "maskgit_plus":
+                conf[pos] = probs.max().item()
+            elif alg == "topk_margin":
+                top = probs.topk(2).values
+                conf[pos] = (top[0] - top[1]).item()
+            else:
+                conf[pos] = (probs * torch.log(probs + 1e-10)).sum().item()
+        count = int(torch.tensor(float(len(positions))) * (1 - s / t)) if i < steps - 1 else len(positions)
+        for pos in sorted(conf, key=lambda q: (-conf[q], q))[:count]:
+            x[0, pos] = logits[pos].argmax()
+    return x[0, len(prompt) :].tolist()
+
+
+@pytest.mark.parametrize("alg", ["origin", "maskgit_plus", "topk_margin", "entropy"])
+@pytest.mark.parametrize("length,steps", [(12, 12), (12, 5), (8, 16)])
+def test_greedy_whole_canvas_equals_dreams_algorithm(tokenizer, alg, length, steps):
+    model = make_tiny_dream_lm(tokenizer, hidden_size=64, seed=3)
+    adapter = MaskedDiffusionAdapter.from_model(model, tokenizer)
+    prompt = tokenizer("def f(x):").input_ids
+    expected = dream_reference(
+        model, prompt, adapter.mask_token_id, length, steps, alg, generator=torch.Generator().manual_seed(7)
+    )
+    sampler = MaskedDiffusionSampler(adapter, max_new_tokens=length, steps=steps, alg=alg, temperature=0.0)
+    out = sampler.sample(
+        model, torch.tensor([prompt]), torch.ones(1, len(prompt), dtype=torch.long),
+        generator=torch.Generator().manual_seed(7),
+    )  # fmt: skip
+    assert out.completion_ids[0].tolist() == expected
+    if alg == "origin":  # Dream runs (and draws for) every step, the first included, even when steps == length
+        assert out.num_forwards == steps or (out.reveal_step >= 0).all()
