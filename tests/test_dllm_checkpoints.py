@@ -84,7 +84,9 @@ def test_tokenizer_mask_and_stop_tokens(tmp_path, family):
     stops = tokenizer.convert_ids_to_tokens(diffusion_stop_token_ids(tokenizer, model.generation_config))
     turn_end = "<|eot_id|>" if family.startswith("llada") else "<|im_end|>"
     assert set(stops) == {"<|endoftext|>", turn_end}
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("assistant\n" if turn_end == "<|im_end|>" else "assistant<|end_header_id|>\n\n")
     # Byte-level round trip through the checkpoint's tokenizer files.
     ids = tokenizer("déf f(x):\n    return x", add_special_tokens=False).input_ids
@@ -162,9 +164,7 @@ def test_trainer_from_a_checkpoint_folder_trains_saves_and_reloads(tmp_path, cap
     tokenizer = load_diffusion_tokenizer(path, padding_side="left")
     args = _args(tmp_path, sync_ref_model=sync_ref_model, ref_model_sync_steps=1, trust_remote_code=True)
     with caplog.at_level(logging.WARNING, logger="trl_ext.models._native"):
-        trainer = CoupledGRPOTrainer(
-            path, REWARD, args=args, train_dataset=_dataset(), processing_class=tokenizer
-        )
+        trainer = CoupledGRPOTrainer(path, REWARD, args=args, train_dataset=_dataset(), processing_class=tokenizer)
     # `trust_remote_code=True` was asked for: the native class is used (the remote files do not even exist) and the
     # log says so.
     assert type(trainer.model) is FAMILIES[family][2] and type(trainer.ref_model) is FAMILIES[family][2]

@@ -37,7 +37,9 @@ def llada(tmp_path_factory):
 
 def test_dream_equals_transformers_qwen2_run_bidirectionally(dream):
     _, model = dream
-    config = Qwen2Config(**{k: v for k, v in model.config.to_dict().items() if k not in ("model_type", "architectures")})
+    config = Qwen2Config(
+        **{k: v for k, v in model.config.to_dict().items() if k not in ("model_type", "architectures")}
+    )
     qwen = Qwen2ForCausalLM(config).eval()
     qwen.load_state_dict(model.state_dict(), strict=True)
     ids, mask = _left_pad(ROWS, model.config.pad_token_id)

@@ -40,7 +40,8 @@ class StrictLoadingMixin:
         kinds = ("missing_keys", "unexpected_keys") + (() if allow_mismatch else ("mismatched_keys",))
         for kind in kinds:
             keys = sorted(
-                f"{k[0]} (checkpoint {tuple(k[1])}, model {tuple(k[2])})" if isinstance(k, tuple) and len(k) == 3
+                f"{k[0]} (checkpoint {tuple(k[1])}, model {tuple(k[2])})"
+                if isinstance(k, tuple) and len(k) == 3
                 else str(k)
                 for k in (info.get(kind) or [])
             )
@@ -78,7 +79,15 @@ def _load_generation_config(model, source, generation_config, kwargs) -> None:
 
 # Fields of Dream's `DreamGenerationConfig` (and of the configs CoupledGRPOTrainer saves) that transformers 5's
 # `GenerationConfig` does not know and drops on load.
-DIFFUSION_GENERATION_KEYS = ("steps", "alg", "alg_temp", "eps", "mask_token_id", "block_length", "confidence_threshold")
+DIFFUSION_GENERATION_KEYS = (
+    "steps",
+    "alg",
+    "alg_temp",
+    "eps",
+    "mask_token_id",
+    "block_length",
+    "confidence_threshold",
+)
 
 
 def load_generation_config(source, **hub_kwargs):
@@ -156,7 +165,9 @@ def load_diffusion_tokenizer(name_or_path: str, trust_remote_code: bool | None =
     revision = kwargs.get("revision")
     tokenizer_class = None
     try:
-        path = cached_file(name_or_path, "tokenizer_config.json", revision=revision, _raise_exceptions_for_missing_entries=False)
+        path = cached_file(
+            name_or_path, "tokenizer_config.json", revision=revision, _raise_exceptions_for_missing_entries=False
+        )
         if path is not None:
             with open(path, encoding="utf-8") as handle:
                 tokenizer_class = json.load(handle).get("tokenizer_class")
