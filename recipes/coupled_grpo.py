@@ -21,7 +21,8 @@ accelerate launch --cpu recipes/coupled_grpo.py --config recipes/configs/coupled
 torchrun --nproc_per_node 2 recipes/coupled_grpo.py --config recipes/configs/coupled_grpo_tiny.yaml
 ```
 
-`--model_name_or_path tiny-random:dream` (or `tiny-random:llada`) builds a tiny random-weight model with
+Dream, DiffuCoder and LLaDA checkpoints (Hub ids or local folders) load through trl_ext's native classes, without
+`trust_remote_code`. `--model_name_or_path tiny-random:dream` (or `tiny-random:llada`) builds a tiny random-weight model with
 `trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file, or
 `trl_ext/code_problems` (the bundled HumanEval problems).
 
@@ -36,11 +37,11 @@ from dataclasses import dataclass, field
 
 import torch
 from datasets import DatasetDict, load_dataset
-from transformers import AutoTokenizer
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
 from trl_ext.model_card import save_training_config
+from trl_ext.models import load_diffusion_tokenizer
 from trl_ext.testing import (
     make_tiny_dream_lm,
     make_tiny_llada_lm,
@@ -105,8 +106,12 @@ def main(script_args, training_args, model_args):
         "attn_implementation": model_args.attn_implementation,
         "dtype": dtype,
     }
-    tokenizer = AutoTokenizer.from_pretrained(
-        model_name, trust_remote_code=training_args.trust_remote_code, padding_side="left"
+    # Dream/DiffuCoder ship a remote-code `DreamTokenizer` (Qwen2's BPE); it loads natively, like the model.
+    tokenizer = load_diffusion_tokenizer(
+        model_name,
+        trust_remote_code=training_args.trust_remote_code,
+        revision=model_args.model_revision,
+        padding_side="left",
     )
 
     name = script_args.dataset_name

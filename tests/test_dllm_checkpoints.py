@@ -271,3 +271,29 @@ def test_llada_lora_targets_from_the_readme(tmp_path):
     wrapped = {n.rsplit(".lora_A", 1)[0] for n, _ in peft_model.named_parameters() if ".lora_A" in n}
     assert len(wrapped) == 7 * model.config.n_layers
     assert not any("transformer.ff_out" in n and "blocks" not in n for n in wrapped)  # the output layer is left alone
+
+
+@pytest.mark.slow
+def test_paper_recipe_runs_as_written_on_a_diffucoder_checkpoint(tmp_path):
+    """The paper YAML, unchanged but for what a 2-core CPU and an offline machine need (model and dataset location,
+    sizes, bf16 mixed precision, wandb): no `trust_remote_code`, the DiffuCoder layout loads natively."""
+    import subprocess
+    import sys
+
+    path = write_dream_checkpoint(tmp_path / "DiffuCoder-7B-Instruct", "diffucoder-instruct")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [
+        sys.executable, "recipes/coupled_grpo.py", "--config", "recipes/configs/coupled_grpo_diffucoder.yaml",
+        "--model_name_or_path", path, "--dataset_name", "trl_ext/code_problems", "--output_dir", str(tmp_path / "out"),
+        "--bf16", "false", "--report_to", "none", "--max_steps", "1", "--num_generations", "2",
+        "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1", "--max_completion_length", "8",
+        "--diffusion_steps", "8", "--save_strategy", "no",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = tmp_path / "out"
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "Dream" and "auto_map" not in config
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["alg"] == "entropy" and generation["temperature"] == 1.2 and generation["steps"] == 8
