@@ -467,7 +467,8 @@ def _loader(trainer, base_model: str) -> dict[str, Any]:
     peft = _is_peft(model)
     config = (model.get_base_model() if peft else model).config
     auto_map = getattr(config, "auto_map", None) or {}
-    # Remote-code diffusion LMs (Dream/DiffuCoder) register only `AutoModel`; stock architectures load as causal LMs.
+    # Remote-code models that register only `AutoModel` load with it; native classes (Dream/LLaDA, registered by
+    # `import trl_ext`) and stock architectures load as causal LMs.
     auto_class = (
         "AutoModel" if "AutoModel" in auto_map and "AutoModelForCausalLM" not in auto_map else ("AutoModelForCausalLM")
     )

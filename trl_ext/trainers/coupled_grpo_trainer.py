@@ -376,6 +376,7 @@ class CoupledGRPOTrainer(GRPOTrainer):
                 "block_length": args.block_length,
                 "confidence_threshold": args.confidence_threshold,
                 "likelihood_estimator": args.likelihood_estimator,
+                "likelihood_context": args.likelihood_context,
                 "mask ratio range": f"({args.mask_t_min}, {args.mask_t_max})",
                 "epsilon": args.epsilon,
                 "beta": args.beta,
