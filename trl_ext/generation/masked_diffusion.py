@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.diffusion_lm import MaskedDiffusionAdapter
+from ..models.diffusion_lm import MaskedDiffusionAdapter, _unwrap
 
 ALGORITHMS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
@@ -179,9 +179,7 @@ class MaskedDiffusionSampler:
             raise ValueError(f"`eps` must be in (0, 1), got {eps}.")
         if block_length is not None:
             if block_length < 1 or max_new_tokens % block_length:
-                raise ValueError(
-                    f"`block_length` ({block_length}) must divide `max_new_tokens` ({max_new_tokens})."
-                )
+                raise ValueError(f"`block_length` ({block_length}) must divide `max_new_tokens` ({max_new_tokens}).")
             num_blocks = max_new_tokens // block_length
             if confidence_threshold is None and steps % num_blocks:
                 raise ValueError(
@@ -236,7 +234,7 @@ class MaskedDiffusionSampler:
         from ..models.diffusion_lm import diffusion_stop_token_ids
 
         adapter = adapter or MaskedDiffusionAdapter.from_model(model, tokenizer)
-        generation_config = getattr(_unwrap_model(model), "generation_config", None)
+        generation_config = getattr(_unwrap(model), "generation_config", None)
         options = sampling_defaults(generation_config)
         options["eos_token_ids"] = diffusion_stop_token_ids(tokenizer, generation_config)
         if tokenizer is not None and tokenizer.pad_token_id is not None:
@@ -423,14 +421,6 @@ def sampling_defaults(generation_config) -> dict:
         if value is not None and value != getattr(plain, key, None):
             options[key] = value
     return options
-
-
-def _unwrap_model(model):
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
 
 
 def _finished_at_eos(completion: torch.Tensor, mask_id: int, eos: torch.Tensor) -> torch.Tensor:

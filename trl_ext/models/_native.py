@@ -117,6 +117,105 @@ def load_generation_config(source, **hub_kwargs):
     return config
 
 
+class DiffusionLMMixin:
+    """
+    What the native masked-diffusion LM classes share: a `generation_config` (stop tokens and the diffusion sampling
+    defaults live there), no left-to-right `generate`, and a forward that returns the unshifted logits of the
+    backbone's hidden states through `_project` (the family's output layer).
+    """
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        # Gives the model a `generation_config` (loaded from and saved to generation_config.json).
+        return True
+
+    def generate(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} is a masked-diffusion LM: it does not decode left to right. Sample with "
+            "`trl_ext.generation.MaskedDiffusionSampler.from_model(model, tokenizer).sample(model, input_ids, "
+            "attention_mask)`."
+        )
+
+    def _project(self, hidden):
+        return self.get_output_embeddings()(hidden)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        cache=None,
+        inputs_embeds=None,
+        use_cache=None,
+        logits_to_keep: int = 0,
+        past_key_values=None,
+        **kwargs,
+    ):
+        """
+        Unshifted logits `(batch_size, seq_len, vocab)` (the last `logits_to_keep` positions if > 0). Arguments as
+        the backbone's: a 2-D padding mask (or a prepared 4-D mask), positions counted from real tokens by default,
+        an optional `Cache` of earlier positions.
+        """
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache if cache is not None else past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden = out.last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        return CausalLMOutputWithPast(logits=self._project(hidden), cache=out.cache)
+
+
+def backbone_inputs(config, embed, input_ids, inputs_embeds, attention_mask, position_ids, cache):
+    """
+    The embeddings, positions and attention mask a native backbone runs on: positions count the real tokens of a 2-D
+    padding mask (after `cache`'s length without one), and the bidirectional mask is built by transformers for the
+    configured attention implementation (a prepared 4-D mask is used as is).
+    """
+    import torch
+    from transformers.masking_utils import create_bidirectional_mask
+
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    if inputs_embeds is None:
+        inputs_embeds = embed(input_ids)
+    if position_ids is None:
+        length = inputs_embeds.shape[1]
+        if attention_mask is not None and attention_mask.dim() == 2:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -length:]
+        else:
+            past = cache.get_seq_length() if cache is not None else 0
+            position_ids = (torch.arange(length, device=inputs_embeds.device) + past)[None]
+    mask = create_bidirectional_mask(
+        config=config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
+    )
+    return inputs_embeds, position_ids, mask
+
+
+class RemoteCodeFreeConfigMixin:
+    """
+    Configs of checkpoints whose `auto_map` points at transformers-4 remote code: the native class serves the
+    `model_type`, so the map is dropped (a saved copy must not send `trust_remote_code=True` loaders to files that are
+    not there) and never written back.
+    """
+
+    def _forget_remote_code(self) -> None:
+        self.auto_map = {}
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        if not output.get("auto_map"):
+            output.pop("auto_map", None)
+        return output
+
+
 def native_model_type(model_id: str, revision: str | None = None, **hub_kwargs) -> str | None:
     """The `model_type` of the checkpoint at `model_id` if a native class serves it, else `None` (never raises)."""
     from transformers import PretrainedConfig

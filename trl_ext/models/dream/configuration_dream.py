@@ -5,9 +5,11 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config
 
+from .._native import RemoteCodeFreeConfigMixin
+
 
 @strict
-class DreamConfig(Qwen2Config):
+class DreamConfig(RemoteCodeFreeConfigMixin, Qwen2Config):
     r"""
     Configuration of a Dream-style masked-diffusion LM (`Dream-org/Dream-v0-*-7B`, `apple/DiffuCoder-7B-*`): a Qwen2
     architecture run with bidirectional attention whose logits are read shifted by one (the logit at position `i - 1`
@@ -33,13 +35,7 @@ class DreamConfig(Qwen2Config):
         # not send `trust_remote_code=True` loaders to files that are not there.
         kwargs.pop("auto_map", None)
         super().__post_init__(**kwargs)
-        self.auto_map = {}
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        if not output.get("auto_map"):
-            output.pop("auto_map", None)
-        return output
+        self._forget_remote_code()
 
     @property
     def diffusion_type(self) -> str:

@@ -17,11 +17,10 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.models.qwen2.modeling_qwen2 import Qwen2DecoderLayer, Qwen2RMSNorm, Qwen2RotaryEmbedding
 
-from .._native import StrictLoadingMixin
+from .._native import DiffusionLMMixin, StrictLoadingMixin, backbone_inputs
 from .configuration_dream import DreamConfig
 
 
@@ -85,17 +84,9 @@ class DreamBaseModel(DreamPreTrainedModel):
             cache (`Cache`, *optional*): keys and values of earlier positions (prefix caching).
         """
         cache = cache if cache is not None else past_key_values
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-        if inputs_embeds is None:
-            inputs_embeds = self.embed_tokens(input_ids)
-        past = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            position_ids = _default_positions(attention_mask, inputs_embeds, past)
-        mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
+        hidden, position_ids, mask = backbone_inputs(
+            self.config, self.embed_tokens, input_ids, inputs_embeds, attention_mask, position_ids, cache
         )
-        hidden = inputs_embeds
         position_embeddings = self.rotary_emb(hidden, position_ids)
         for layer in self.layers:
             hidden = layer(
@@ -111,15 +102,7 @@ class DreamBaseModel(DreamPreTrainedModel):
         return BaseModelOutputWithPast(last_hidden_state=hidden, cache=cache if use_cache else None)
 
 
-def _default_positions(attention_mask, inputs_embeds, past: int) -> torch.LongTensor:
-    length = inputs_embeds.shape[1]
-    if attention_mask is not None and attention_mask.dim() == 2:
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        return positions[:, -length:]
-    return (torch.arange(length, device=inputs_embeds.device) + past)[None]
-
-
-class DreamModel(DreamPreTrainedModel):
+class DreamModel(DiffusionLMMixin, DreamPreTrainedModel):
     """
     A Dream/DiffuCoder masked-diffusion LM: [`DreamBaseModel`] and its LM head. Named like the checkpoints' own class
     and registered for `AutoModel` and `AutoModelForCausalLM` (so TRL's model factory and reference-model creation
@@ -146,19 +129,6 @@ class DreamModel(DreamPreTrainedModel):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    @classmethod
-    def can_generate(cls) -> bool:
-        # Gives the model a `generation_config` (loaded from and saved to generation_config.json), which carries the
-        # stop tokens and the diffusion sampling defaults (`steps`, `alg`, `temperature`, ...).
-        return True
-
-    def generate(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} is a masked-diffusion LM: it does not decode left to right. Sample with "
-            "`trl_ext.generation.MaskedDiffusionSampler.from_model(model, tokenizer).sample(model, input_ids, "
-            "attention_mask)`."
-        )
-
     def get_input_embeddings(self):
         return self.model.embed_tokens
 
@@ -170,34 +140,6 @@ class DreamModel(DreamPreTrainedModel):
 
     def set_output_embeddings(self, value):
         self.lm_head = value
-
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int = 0,
-        past_key_values: Cache | None = None,
-        **kwargs,
-    ) -> CausalLMOutputWithPast:
-        """Unshifted logits `(batch_size, seq_len, vocab_size)` (the last `logits_to_keep` positions if > 0)."""
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache if cache is not None else past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
-        hidden = out.last_hidden_state
-        if logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)
-        return CausalLMOutputWithPast(logits=logits, cache=out.cache)
 
 
 __all__ = ["DreamBaseModel", "DreamModel", "DreamPreTrainedModel"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .._native import RemoteCodeFreeConfigMixin
+
 
 @strict
-class LLaDAConfig(PreTrainedConfig):
+class LLaDAConfig(RemoteCodeFreeConfigMixin, PreTrainedConfig):
     r"""
     Configuration of a LLaDA masked-diffusion LM: an OLMo-style "llama" block stack run with bidirectional attention,
     logits *not* shifted (the logit at position `i` scores token `i`).
@@ -86,13 +88,7 @@ class LLaDAConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         kwargs.pop("auto_map", None)  # the checkpoints' transformers-4 remote code; the native class serves llada
         super().__post_init__(**kwargs)
-        self.auto_map = {}
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        if not output.get("auto_map"):
-            output.pop("auto_map", None)
-        return output
+        self._forget_remote_code()
 
     @property
     def diffusion_type(self) -> str:

@@ -28,13 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.cache_utils import Cache
-from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
-from .._native import StrictLoadingMixin
+from .._native import DiffusionLMMixin, StrictLoadingMixin, backbone_inputs
 from .configuration_llada import LLaDAConfig
 
 
@@ -213,22 +212,11 @@ class LLaDAModel(LLaDAPreTrainedModel):
     ) -> BaseModelOutputWithPast:
         """Same arguments as [`~trl_ext.models.dream.DreamBaseModel.forward`]."""
         cache = cache if cache is not None else past_key_values
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-        if inputs_embeds is None:
-            inputs_embeds = self.transformer.wte(input_ids)
+        inputs_embeds, position_ids, mask = backbone_inputs(
+            self.config, self.transformer.wte, input_ids, inputs_embeds, attention_mask, position_ids, cache
+        )
         if self.config.input_emb_norm:
             inputs_embeds = inputs_embeds * (self.config.d_model**0.5)
-        past = cache.get_seq_length() if cache is not None else 0
-        if position_ids is None:
-            length = inputs_embeds.shape[1]
-            if attention_mask is not None and attention_mask.dim() == 2:
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -length:]
-            else:
-                position_ids = (torch.arange(length, device=inputs_embeds.device) + past)[None]
-        mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask, cache=cache
-        )
         hidden = self.transformer.emb_drop(inputs_embeds)
         position_embeddings = self.rotary_emb(position_ids.to(hidden.device))
         for block in self.transformer.blocks:
@@ -252,7 +240,7 @@ class _TiedOutput(nn.Module):
         return F.linear(x, self.weight)
 
 
-class LLaDAModelLM(LLaDAPreTrainedModel):
+class LLaDAModelLM(DiffusionLMMixin, LLaDAPreTrainedModel):
     """
     A LLaDA masked-diffusion LM, named like the checkpoints' own class and registered for `AutoModel` and
     `AutoModelForCausalLM` (so TRL's model factory and reference-model creation build it without remote code).
@@ -279,19 +267,6 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
         self.model = LLaDAModel(config)
         self.post_init()
 
-    @classmethod
-    def can_generate(cls) -> bool:
-        # Gives the model a `generation_config` (loaded from and saved to generation_config.json), which carries the
-        # stop tokens and the diffusion sampling defaults (`steps`, `alg`, `temperature`, ...).
-        return True
-
-    def generate(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} is a masked-diffusion LM: it does not decode left to right. Sample with "
-            "`trl_ext.generation.MaskedDiffusionSampler.from_model(model, tokenizer).sample(model, input_ids, "
-            "attention_mask)`."
-        )
-
     def get_input_embeddings(self):
         return self.model.transformer.wte
 
@@ -308,35 +283,11 @@ class LLaDAModelLM(LLaDAPreTrainedModel):
             raise ValueError("A weight-tied LLaDA has no output layer of its own to replace.")
         self.model.transformer.ff_out = value
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
-        cache: Cache | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        use_cache: bool | None = None,
-        logits_to_keep: int = 0,
-        past_key_values: Cache | None = None,
-        **kwargs,
-    ) -> CausalLMOutputWithPast:
-        """Unshifted logits `(batch_size, seq_len, embedding_size)` (the last `logits_to_keep` positions if > 0)."""
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            cache=cache if cache is not None else past_key_values,
-            inputs_embeds=inputs_embeds,
-            use_cache=use_cache,
-            **kwargs,
-        )
-        hidden = out.last_hidden_state
-        if logits_to_keep:
-            hidden = hidden[:, -logits_to_keep:]
+    def _project(self, hidden: torch.Tensor) -> torch.Tensor:
         logits = self.get_output_embeddings()(hidden)
         if self.config.scale_logits:
             logits = logits * (1 / math.sqrt(self.config.d_model))
-        return CausalLMOutputWithPast(logits=logits, cache=out.cache)
+        return logits
 
 
 __all__ = ["LLaDAModel", "LLaDAModelLM", "LLaDAPreTrainedModel"]
