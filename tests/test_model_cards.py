@@ -401,11 +401,17 @@ def test_license_and_base_model_from_the_hub_id(runs, tmp_path):
         card = render_elsewhere(trainer, tmp_path / "unknown")
         assert card.data.license == "other" and "could not be determined" in card.text
         assert render_elsewhere(trainer, tmp_path / "explicit", license="mit").data.license == "mit"
-        # A remote-code checkpoint that registers only `AutoModel` (Dream / DiffuCoder) is loaded with it.
+        # A Dream/DiffuCoder config that still names its remote code loads natively: no `trust_remote_code`.
         config.auto_map = {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"}
+        snippet = extract_quickstart(render_elsewhere(trainer, tmp_path / "native").text)
+        assert 'AutoModelForCausalLM.from_pretrained(model_id, dtype="auto")' in snippet
+        assert "trust_remote_code" not in snippet
+        # A remote-code checkpoint of a family without a native class that registers only `AutoModel` is loaded
+        # with it, remote code and all.
+        config.model_type = "some_remote_dlm"
         snippet = extract_quickstart(render_elsewhere(trainer, tmp_path / "remote").text)
         assert 'AutoModel.from_pretrained(model_id, dtype="auto", trust_remote_code=True)' in snippet
-        assert "AutoTokenizer.from_pretrained(model_id, trust_remote_code=True)" in snippet
+        assert 'load_diffusion_tokenizer(model_id, padding_side="left", trust_remote_code=True)' in snippet
         with pytest.raises(ValueError, match="license"):
             render_elsewhere(trainer, tmp_path / "bad", license="MIT License")
         with pytest.raises(ValueError, match="pipeline_tag"):
@@ -414,7 +420,8 @@ def test_license_and_base_model_from_the_hub_id(runs, tmp_path):
             render_model_card(trainer, "no_such_template.md")
     finally:
         config._name_or_path = original
-        config.auto_map = None
+        config.auto_map = {}
+        vars(config).pop("model_type", None)
 
 
 def test_sft_trainers_use_the_same_machinery(tmp_path):

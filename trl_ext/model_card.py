@@ -42,6 +42,8 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .models._native import NATIVE_MODEL_TYPES
+
 logger = logging.getLogger(__name__)
 
 TRAINING_CONFIG_NAME = "training_config.yaml"
@@ -467,8 +469,9 @@ def _loader(trainer, base_model: str) -> dict[str, Any]:
     peft = _is_peft(model)
     config = (model.get_base_model() if peft else model).config
     auto_map = getattr(config, "auto_map", None) or {}
-    # Remote-code models that register only `AutoModel` load with it; native classes (Dream/LLaDA, registered by
-    # `import trl_ext`) and stock architectures load as causal LMs.
+    if getattr(config, "model_type", None) in NATIVE_MODEL_TYPES:
+        auto_map = {}  # Dream/LLaDA: the native classes (registered by `import trl_ext`) serve it, no remote code
+    # Remote-code models that register only `AutoModel` load with it; stock architectures load as causal LMs.
     auto_class = (
         "AutoModel" if "AutoModel" in auto_map and "AutoModelForCausalLM" not in auto_map else ("AutoModelForCausalLM")
     )
