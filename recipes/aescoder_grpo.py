@@ -112,6 +112,11 @@ def main(script_args, training_args, model_args):
         print(f"Failures by kind over the run: {counters or 'none'}")
 
 
+
+def make_parser() -> TrlParser:
+    """The recipe's argument parser (`--config` YAML + command line); the tests parse every shipped YAML with it."""
+    return TrlParser((AesCoderScriptArguments, AesCoderGRPOConfig, ModelConfig))
+
 if __name__ == "__main__":
-    parser = TrlParser((AesCoderScriptArguments, AesCoderGRPOConfig, ModelConfig))
+    parser = make_parser()
     main(*parser.parse_args_and_config())

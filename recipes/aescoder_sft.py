@@ -148,6 +148,11 @@ def main(script_args, training_args, model_args):
     trainer.end()
 
 
+
+def make_parser() -> TrlParser:
+    """The recipe's argument parser (`--config` YAML + command line); the tests parse every shipped YAML with it."""
+    return TrlParser((AesCodeScriptArguments, SFTConfig, ModelConfig))
+
 if __name__ == "__main__":
-    parser = TrlParser((AesCodeScriptArguments, SFTConfig, ModelConfig))
+    parser = make_parser()
     main(*parser.parse_args_and_config())

@@ -145,6 +145,11 @@ def main(script_args, training_args, model_args):
         print(f"Model, tokenizer and model card saved to {training_args.output_dir}")
 
 
+
+def make_parser() -> TrlParser:
+    """The recipe's argument parser (`--config` YAML + command line); the tests parse every shipped YAML with it."""
+    return TrlParser((CoupledGRPOScriptArguments, CoupledGRPOConfig, ModelConfig))
+
 if __name__ == "__main__":
-    parser = TrlParser((CoupledGRPOScriptArguments, CoupledGRPOConfig, ModelConfig))
+    parser = make_parser()
     main(*parser.parse_args_and_config())
