@@ -9,6 +9,7 @@ from trl import GRPOTrainer
 from ..data.aescode import AESCODER_CITATION
 from ..model_card import write_model_card
 from ..rewards.agentic import AgenticAestheticReward
+from ._resume import ExactResumeMixin
 from .aescoder_grpo_config import AesCoderGRPOConfig
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:
     )
 
 
-class AesCoderGRPOTrainer(GRPOTrainer):
+class AesCoderGRPOTrainer(ExactResumeMixin, GRPOTrainer):
     """
     GRPO with AesCoder's agentic aesthetic reward ([paper](https://huggingface.co/papers/2510.23272)): plain GRPO
     whose first three reward functions are the execution, static-aesthetics and interactive terms of an

@@ -24,6 +24,7 @@ from ..models.llamagen import (
     pixels_to_pil,
     vq_downsample_ratio,
 )
+from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
 from .ar_image_grpo_config import ARImageGRPOConfig
 
@@ -59,7 +60,7 @@ def _image_grid(images: list, columns: int = 8) -> np.ndarray:
     return grid
 
 
-class ARImageGRPOTrainer(GRPOTrainer):
+class ARImageGRPOTrainer(ExactResumeMixin, GRPOTrainer):
     """
     GRPO for autoregressive image-token generators ([AR-GRPO](https://huggingface.co/papers/2508.06924)): a LlamaGen
     GPT samples image tokens, a VQ tokenizer decodes them, and the reward functions score the images.

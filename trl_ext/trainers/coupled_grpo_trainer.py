@@ -13,6 +13,7 @@ from ..generation.masked_diffusion import MaskedDiffusionSampler, sampling_defau
 from ..model_card import write_model_card
 from ..models._native import check_native_model, load_generation_config, resolve_trust_remote_code
 from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
+from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import PAPER_ALG, CoupledGRPOConfig
@@ -28,7 +29,7 @@ CITATION = """\
 }"""
 
 
-class CoupledGRPOTrainer(GRPOTrainer):
+class CoupledGRPOTrainer(ExactResumeMixin, GRPOTrainer):
     """
     GRPO for masked-diffusion LMs (Dream, DiffuCoder, LLaDA) with coupled-sampling log-likelihood estimates.
 
