@@ -57,3 +57,29 @@ def test_recipe_runs_under_accelerate_launch(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "coupled-GRPO" in card and "fraction_in_target" in card
     assert list((tmp_path / "runs").rglob("events.out.tfevents.*")), "tensorboard logs missing"
+
+
+@pytest.mark.slow
+def test_two_process_resume_inside_a_ppo_cycle_is_exact(tmp_path):
+    """torchrun, 2 processes: 4 steps straight == 3 steps + --resume_from_checkpoint to 4 (num_iterations=2, so
+    checkpoint-3 sits in the middle of a PPO cycle), bit for bit."""
+    from safetensors.torch import load_file
+
+    common = [
+        "recipes/coupled_grpo.py", "--config", "recipes/configs/coupled_grpo_tiny.yaml", "--max_steps", "4",
+        "--per_device_train_batch_size", "8", "--report_to", "none", "--reward_funcs", "lowercase_fraction",
+        "--reward_weights", "1.0", "--num_iterations", "2", "--logging_steps", "1",
+    ]  # fmt: skip
+    straight = tmp_path / "straight"
+    result = torchrun(*common, "--output_dir", straight, "--save_strategy", "steps", "--save_steps", "3")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (straight / "checkpoint-3" / "trl_ext_state_1.pt").exists()
+    resumed = tmp_path / "resumed"
+    result = torchrun(
+        *common, "--output_dir", resumed, "--resume_from_checkpoint", straight / "checkpoint-3",
+        "--model_name_or_path", straight / "_tiny_base_model",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after a 2-process resume"

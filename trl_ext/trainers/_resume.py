@@ -68,17 +68,27 @@ class ExactResumeMixin:
                 f"processes ({self.args.world_size}), so the run cannot resume exactly. Resume with the process "
                 "count it was saved with."
             )
-        state = torch.load(path, map_location=self.accelerator.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
         self._step = state["step"]
-        self._buffered_inputs = state["buffered_inputs"]
+        self._buffered_inputs = _to_device(state["buffered_inputs"], self.accelerator.device)
         for mode, values in state["metrics"].items():
             self._metrics[mode].clear()
             self._metrics[mode].update(values)
         for name, generator in self._private_generators().items():
-            generator.set_state(state["generators"][name].to(generator.get_state().device))
+            generator.set_state(state["generators"][name].cpu())  # a generator's state is a CPU byte tensor
         for name, func in self._stateful_rewards().items():
             func.load_state_dict(state["rewards"][name])
         ref_path = os.path.join(checkpoint, REF_MODEL_FILE)
         if self.args.sync_ref_model and self.ref_model is not None and os.path.isfile(ref_path):
             ref = self.accelerator.unwrap_model(self.ref_model)
             ref.load_state_dict(torch.load(ref_path, map_location="cpu", weights_only=True))
+
+
+def _to_device(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
