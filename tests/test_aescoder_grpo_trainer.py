@@ -145,3 +145,29 @@ def test_tiny_recipe_runs_under_accelerate(tmp_path):
     assert "screenshots" in run.stdout
     assert (out / "README.md").exists() and (out / "model.safetensors").exists()
     assert any(name.endswith("_best.png") for name in os.listdir(out / "screenshots"))
+
+
+@pytest.mark.slow
+def test_resume_inside_a_ppo_cycle_is_exact(model_path, pool, tmp_path):
+    import torch
+
+    def run(name, resume=None):
+        reward = AgenticAestheticReward(page_judge=LowercaseTextJudge(), pool=pool, interactive=False, lint_gate=False)
+        args = config(
+            tmp_path, output_dir=str(tmp_path / name), max_steps=4, num_iterations=2, save_strategy="steps",
+            save_steps=3, aesthetic_weights=[0.0, 1.0, 0.0],
+        )  # fmt: skip
+        trainer = AesCoderGRPOTrainer(model_path, args=args, train_dataset=dataset(), aesthetic_reward=reward)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    straight = run("straight")
+    resumed = run("resumed", resume=str(tmp_path / "straight" / "checkpoint-3"))
+    for (name, a), b in zip(straight.model.named_parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resume"
+
+    def step4(trainer):
+        (logs,) = [h for h in trainer.state.log_history if h.get("step") == 4 and "loss" in h]
+        return {k: v for k, v in logs.items() if k not in ("step_time",) and "per_second" not in k}
+
+    assert step4(straight) == step4(resumed) and step4(straight)

@@ -15,6 +15,7 @@ from trl_ext.rewards.pixel import brightness_reward
 from trl_ext.testing import make_tiny_dream_lm, make_tokenizer, save_tiny_model, target_fraction_reward
 from trl_ext.testing_image import make_tiny_llamagen, make_tiny_vq
 
+
 def _is_timing(key: str) -> bool:  # wall-clock measurements differ between any two runs
     return "per_second" in key or key.endswith(("_time", "runtime")) or "seconds" in key
 
@@ -42,7 +43,9 @@ def _coupled(tmp_path, name):
 
 def _c2i(tmp_path, name):
     args = ARImageGRPOConfig(**_common(tmp_path, name), use_cpu=True, beta=0.0)
-    dataset = Dataset.from_dict({"prompt": [f"class {i % 3}" for i in range(64)], "class_label": [i % 3 for i in range(64)]})
+    dataset = Dataset.from_dict(
+        {"prompt": [f"class {i % 3}" for i in range(64)], "class_label": [i % 3 for i in range(64)]}
+    )
     return ARImageGRPOTrainer(
         make_tiny_llamagen(), brightness_reward, args=args, train_dataset=dataset, vq_model=make_tiny_vq()
     )

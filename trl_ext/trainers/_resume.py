@@ -55,7 +55,9 @@ class ExactResumeMixin:
         if self.args.sync_ref_model and self.ref_model is not None and self.accelerator.is_main_process:
             # The reference model has been mixed with the policy: it is part of the run's state.
             ref = self.accelerator.unwrap_model(self.ref_model)
-            torch.save({k: v.detach().cpu() for k, v in ref.state_dict().items()}, os.path.join(output_dir, REF_MODEL_FILE))
+            torch.save(
+                {k: v.detach().cpu() for k, v in ref.state_dict().items()}, os.path.join(output_dir, REF_MODEL_FILE)
+            )
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
         super()._load_rng_state(checkpoint)
