@@ -270,6 +270,9 @@ def make_code_pass_rate_reward(
 
     reward.__name__ = reward.__qualname__ = name
     reward.counters = scorer.counters
+    # Checked by the trainers against the dataset before any model loads: one of these columns, a list per row.
+    reward.required_columns = ((tests_column,) if tests_column else TESTS_COLUMNS,)
+    reward.list_columns = reward.required_columns[0]
     return reward
 
 

@@ -10,6 +10,7 @@ from ..data.aescode import AESCODER_CITATION
 from ..model_card import write_model_card
 from ..rewards.agentic import AgenticAestheticReward
 from ._resume import ExactResumeMixin
+from ._validation import RunGuardsMixin, validate_trainer_inputs
 from .aescoder_grpo_config import AesCoderGRPOConfig
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:
     )
 
 
-class AesCoderGRPOTrainer(ExactResumeMixin, GRPOTrainer):
+class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
     """
     GRPO with AesCoder's agentic aesthetic reward ([paper](https://huggingface.co/papers/2510.23272)): plain GRPO
     whose first three reward functions are the execution, static-aesthetics and interactive terms of an
@@ -100,6 +101,7 @@ class AesCoderGRPOTrainer(ExactResumeMixin, GRPOTrainer):
         extra = (
             list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else ([reward_funcs] if reward_funcs else [])
         )
+        validate_trainer_inputs(model, extra, pargs, kwargs)
         self.aesthetic_reward = aesthetic_reward if aesthetic_reward is not None else build_aesthetic_reward(args)
         if args.reward_weights is None:
             args.reward_weights = [*self.aesthetic_reward.weights, *([1.0] * len(extra))]

@@ -26,6 +26,7 @@ from ..models.llamagen import (
 )
 from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
+from ._validation import RunGuardsMixin, validate_trainer_inputs
 from .ar_image_grpo_config import ARImageGRPOConfig
 
 CITATION = """\
@@ -60,7 +61,7 @@ def _image_grid(images: list, columns: int = 8) -> np.ndarray:
     return grid
 
 
-class ARImageGRPOTrainer(ExactResumeMixin, GRPOTrainer):
+class ARImageGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
     """
     GRPO for autoregressive image-token generators ([AR-GRPO](https://huggingface.co/papers/2508.06924)): a LlamaGen
     GPT samples image tokens, a VQ tokenizer decodes them, and the reward functions score the images.
@@ -146,6 +147,7 @@ class ARImageGRPOTrainer(ExactResumeMixin, GRPOTrainer):
                 f"`args` must be an `ARImageGRPOConfig`, got `{type(args).__name__}`: guidance, the log-probability "
                 "mode and image logging are configured there."
             )
+        validate_trainer_inputs(model, reward_funcs, train_dataset=train_dataset, eval_dataset=eval_dataset)
         if isinstance(model, str):
             init_kwargs = dict(args.model_init_kwargs or {})
             if isinstance(init_kwargs.get("dtype"), str) and init_kwargs["dtype"] != "auto":

@@ -189,6 +189,20 @@ class CoupledGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"`advantage_baseline` must be 'mean' or 'leave_one_out', got {self.advantage_baseline!r}."
             )
+        if self.confidence_threshold is not None and not 0 < self.confidence_threshold <= 1:
+            raise ValueError(
+                f"`confidence_threshold` must be in (0, 1] (a token probability), got {self.confidence_threshold}."
+            )
+        if self.block_length is not None and (
+            self.block_length < 1
+            or (self.max_completion_length is not None and self.max_completion_length % self.block_length)
+        ):
+            raise ValueError(
+                f"`block_length` ({self.block_length}) must be >= 1 and divide `max_completion_length` "
+                f"({self.max_completion_length})."
+            )
+        if not 0 < self.diffusion_eps < 1:
+            raise ValueError(f"`diffusion_eps` must be in (0, 1), got {self.diffusion_eps}.")
         if self.diffusion_steps is not None and self.diffusion_steps < 1:
             raise ValueError(f"`diffusion_steps` must be >= 1, got {self.diffusion_steps}.")
         if self.use_vllm:

@@ -15,6 +15,7 @@ from ..models._native import check_native_model, load_generation_config, resolve
 from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
 from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
+from ._validation import RunGuardsMixin, validate_trainer_inputs
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import PAPER_ALG, CoupledGRPOConfig
 
@@ -29,7 +30,7 @@ CITATION = """\
 }"""
 
 
-class CoupledGRPOTrainer(ExactResumeMixin, GRPOTrainer):
+class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
     """
     GRPO for masked-diffusion LMs (Dream, DiffuCoder, LLaDA) with coupled-sampling log-likelihood estimates.
 
@@ -75,6 +76,7 @@ class CoupledGRPOTrainer(ExactResumeMixin, GRPOTrainer):
                 f"`args` must be a `CoupledGRPOConfig`, got `{type(args).__name__}`: the diffusion sampler and the "
                 "likelihood estimator are configured there."
             )
+        validate_trainer_inputs(model, reward_funcs, pargs, kwargs)
         if isinstance(model, str):
             # Dream/DiffuCoder/LLaDA checkpoints load through the native classes: their remote code targets
             # transformers 4 and runs silently wrong on 5. TRL reads the flag for the policy and the reference model.
