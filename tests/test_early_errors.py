@@ -2,9 +2,9 @@
 field or column and the fix."""
 
 import pytest
+import trl.trainer.utils as trl_utils
 from datasets import Dataset
 
-import trl.trainer.utils as trl_utils
 from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
 from trl_ext.rewards import code_format_reward, code_pass_rate_reward
 from trl_ext.testing import make_tiny_dream_lm, save_tiny_model, target_fraction_reward
