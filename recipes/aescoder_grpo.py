@@ -26,7 +26,8 @@ accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescod
 ```
 
 `--model_name_or_path tiny-random:causal` builds a tiny random-weight model with `trl_ext.testing`;
-`--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file with a `prompt` column, or `trl_ext/web_design_prompts`
+`--dataset_name` takes a Hub id, a `trl_ext.data.websight` (save_to_disk) folder, a local `.json`/`.jsonl`/`.csv`/
+`.parquet` file with a `prompt` column, or `trl_ext/web_design_prompts`
 (the 36 bundled prompts). Local copies of CDN libraries are served to the pages once installed with
 `python -m trl_ext.web.vendor install`.
 
@@ -39,11 +40,12 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from datasets import DatasetDict, load_dataset
+from datasets import DatasetDict
 from transformers import AutoTokenizer
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import AesCoderGRPOConfig, AesCoderGRPOTrainer
+from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.testing import save_tiny_chat_model
 
@@ -84,10 +86,8 @@ def main(script_args, training_args, model_args):
         from trl_ext.data import load_web_design_prompts
 
         dataset = DatasetDict({script_args.dataset_train_split: load_web_design_prompts(script_args.categories)})
-    elif name.endswith((".json", ".jsonl")):
-        dataset = load_dataset("json", data_files=name)
-    else:
-        dataset = load_dataset(name, name=script_args.dataset_config)
+    else:  # a builder's save_to_disk folder (e.g. trl_ext.data.websight), a data file, or a Hub id
+        dataset = load_prompt_dataset(name, script_args.dataset_config)
 
     trainer = AesCoderGRPOTrainer(
         model=model_name,
@@ -101,7 +101,7 @@ def main(script_args, training_args, model_args):
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
         save_training_config(training_args.output_dir, script_args, training_args, model_args, recipe=RECIPE)
-    dataset_name = None if name == BUNDLED_PROMPTS or name.endswith((".json", ".jsonl")) else name
+    dataset_name = None if is_local_dataset(name) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)

@@ -40,6 +40,7 @@ import torch
 from datasets import Dataset
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
@@ -105,9 +106,26 @@ def main(script_args, training_args, model_args):
     if config.condition_type != "c2i":
         raise ValueError(f"{model_name} is a {config.condition_type} generator; use recipes/ar_grpo_t2i.py.")
     num_classes = script_args.num_classes or config.num_classes
-    names = class_names(config.num_classes)[:num_classes]
-    labels = [i % num_classes for i in range(script_args.num_prompts)]
-    dataset = Dataset.from_dict({"class_label": labels, "prompt": [f"a photo of {names[i]}" for i in labels]})
+    if script_args.dataset_name:
+        # e.g. `python -m trl_ext.data.imagenet`'s folder: class_label, class_name, prompt
+        dataset = load_prompt_dataset(script_args.dataset_name, script_args.dataset_config)[script_args.dataset_train_split]
+        missing = [c for c in ("class_label", "prompt") if c not in dataset.column_names]
+        if missing:
+            raise ValueError(
+                f"`dataset_name` {script_args.dataset_name!r} lacks the column(s) {missing} (columns: "
+                f"{dataset.column_names}); build it with `python -m trl_ext.data.imagenet`."
+            )
+        if script_args.num_classes:
+            dataset = dataset.filter(lambda row: row["class_label"] < num_classes)
+        if max(dataset["class_label"]) >= config.num_classes:
+            raise ValueError(
+                f"`dataset_name` has class labels up to {max(dataset['class_label'])}, but {model_name} knows "
+                f"{config.num_classes} classes."
+            )
+    else:
+        names = class_names(config.num_classes)[:num_classes]
+        labels = [i % num_classes for i in range(script_args.num_prompts)]
+        dataset = Dataset.from_dict({"class_label": labels, "prompt": [f"a photo of {names[i]}" for i in labels]})
 
     trainer = ARImageGRPOTrainer(
         model=model_name,
@@ -125,6 +143,8 @@ def main(script_args, training_args, model_args):
         )
     # The class ids are ImageNet-1k's when the generator has its 1000 classes.
     dataset_name = "ILSVRC/imagenet-1k" if num_classes == 1000 else None
+    if script_args.dataset_name and not is_local_dataset(script_args.dataset_name):
+        dataset_name = script_args.dataset_name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:  # model, VQ tokenizer (vq/), card and training_config.yaml
         trainer.push_to_hub(dataset_name=dataset_name)

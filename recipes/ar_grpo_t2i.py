@@ -39,10 +39,11 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from transformers import AutoTokenizer, T5EncoderModel
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
+from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
@@ -108,18 +109,21 @@ def load_captions(script_args) -> Dataset:
     if name == TINY_CAPTIONS:
         return Dataset.from_dict({"prompt": CAPTIONS * 64})
     if name is None:
-        raise ValueError(f"Pass `--dataset_name` (a Hub id, a .csv/.json/.jsonl file, or {TINY_CAPTIONS}).")
-    extension = os.path.splitext(name)[1].lstrip(".")
-    if extension in ("csv", "json", "jsonl"):
-        dataset = load_dataset("json" if extension == "jsonl" else extension, data_files=name, split="train")
-    else:
-        dataset = load_dataset(name, name=script_args.dataset_config, split=script_args.dataset_train_split)
+        raise ValueError(
+            f"Pass `--dataset_name` (a Hub id, a `trl_ext.data.coco` folder, a .csv/.json/.jsonl/.parquet file, or "
+            f"{TINY_CAPTIONS})."
+        )
+    loaded = load_prompt_dataset(name, script_args.dataset_config)
+    split = script_args.dataset_train_split if script_args.dataset_train_split in loaded else "train"
+    dataset = loaded[split]
     if script_args.caption_column not in dataset.column_names:
         raise ValueError(
             f"No `{script_args.caption_column}` column in {name} (columns: {dataset.column_names}); set "
             "`--caption_column` (LlamaGen's coco_captions.csv: Prompt)."
         )
-    dataset = dataset.select_columns([script_args.caption_column]).rename_column(script_args.caption_column, "prompt")
+    dataset = dataset.select_columns([script_args.caption_column])
+    if script_args.caption_column != "prompt":
+        dataset = dataset.rename_column(script_args.caption_column, "prompt")
     if script_args.max_prompts is not None:
         dataset = dataset.select(range(min(script_args.max_prompts, len(dataset))))
     return dataset
@@ -167,7 +171,7 @@ def main(script_args, training_args, model_args):
             training_args.output_dir, script_args, training_args, model_args, recipe="recipes/ar_grpo_t2i.py"
         )
     hub_dataset = script_args.dataset_name
-    if hub_dataset == TINY_CAPTIONS or os.path.splitext(hub_dataset)[1] in (".csv", ".json", ".jsonl"):
+    if hub_dataset == TINY_CAPTIONS or is_local_dataset(hub_dataset):
         hub_dataset = None
     trainer.create_model_card(dataset_name=hub_dataset)
     if training_args.push_to_hub:  # model, VQ tokenizer (vq/), local text encoder (text_encoder/), card, config

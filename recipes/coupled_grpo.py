@@ -23,7 +23,8 @@ torchrun --nproc_per_node 2 recipes/coupled_grpo.py --config recipes/configs/cou
 
 Dream, DiffuCoder and LLaDA checkpoints (Hub ids or local folders) load through trl_ext's native classes, without
 `trust_remote_code`. `--model_name_or_path tiny-random:dream` (or `tiny-random:llada`) builds a tiny random-weight model with
-`trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id, a local `.json`/`.jsonl` file, or
+`trl_ext.testing` instead of loading one; `--dataset_name` takes a Hub id, a folder written by a `trl_ext.data` builder (`save_to_disk`), a local
+`.json`/`.jsonl`/`.csv`/`.parquet` file, or
 `trl_ext/code_problems` (the bundled HumanEval problems).
 
 Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the model, its tokenizer, the model card (`README.md`)
@@ -36,10 +37,11 @@ import string
 from dataclasses import dataclass, field
 
 import torch
-from datasets import DatasetDict, load_dataset
+from datasets import DatasetDict
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
+from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models import load_diffusion_tokenizer
 from trl_ext.testing import (
@@ -119,10 +121,8 @@ def main(script_args, training_args, model_args):
         from trl_ext.data import load_code_problems
 
         dataset = DatasetDict({script_args.dataset_train_split: load_code_problems()})
-    elif name.endswith((".json", ".jsonl")):
-        dataset = load_dataset("json", data_files=name)
-    else:
-        dataset = load_dataset(name, name=script_args.dataset_config)
+    else:  # a builder's save_to_disk folder, a .json/.jsonl/.csv/.parquet file, or a Hub id
+        dataset = load_prompt_dataset(name, script_args.dataset_config)
 
     trainer = CoupledGRPOTrainer(
         model=model_name,
@@ -137,7 +137,7 @@ def main(script_args, training_args, model_args):
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
         save_training_config(training_args.output_dir, script_args, training_args, model_args, recipe=RECIPE)
-    dataset_name = None if name == BUNDLED_CODE_PROBLEMS or name.endswith((".json", ".jsonl")) else name
+    dataset_name = None if is_local_dataset(name) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)

@@ -759,3 +759,67 @@ def test_push_to_local_hub(tmp_path, acecode_parquet, acecode_rows):
     assert "## How it was built" in card.text and "| `source` | TIGER-Lab/AceCode-87K |" in card.text
     local_card = (tmp_path / "out" / "README.md").read_text()
     assert 'load_dataset("local-org/acecode-hard"' in local_card
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Builder -> recipe: each builder's save_to_disk folder trains the matching tiny recipe
+# --------------------------------------------------------------------------------------------------------------------
+def run_recipe(recipe, config, *args):
+    result = subprocess.run(
+        [sys.executable, f"recipes/{recipe}.py", "--config", f"recipes/configs/{config}.yaml", *map(str, args)],
+        cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}, capture_output=True,
+        text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+@pytest.mark.slow
+def test_acecode_folder_trains_the_coupled_recipe(tmp_path, acecode_jsonl):
+    data = tmp_path / "acecode-hard"
+    run_cli("trl_ext.data.acecode", "--source", acecode_jsonl, "--preset", "code", "--output_dir", data)
+    out = tmp_path / "run"
+    run_recipe(
+        "coupled_grpo", "coupled_grpo_tiny", "--dataset_name", data, "--output_dir", out, "--max_steps", "2",
+        "--per_device_train_batch_size", "8", "--report_to", "none",
+    )  # fmt: skip
+    assert (out / "model.safetensors").exists()
+    assert "huggingface.co/datasets/" not in (out / "README.md").read_text()  # a local folder is not linked
+
+
+@pytest.mark.slow
+def test_imagenet_folder_trains_the_c2i_recipe(tmp_path):
+    data = tmp_path / "imagenet"
+    run_cli(
+        "trl_ext.data.imagenet", "--names", "torchvision", "--num_classes", "3", "--num_rows", "32",
+        "--output_dir", data,
+    )  # fmt: skip
+    out = tmp_path / "run"
+    run_recipe(
+        "ar_grpo_c2i", "ar_grpo_c2i_tiny", "--dataset_name", data, "--output_dir", out, "--max_steps", "2",
+        "--report_to", "none",
+    )  # fmt: skip
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_coco_folder_trains_the_t2i_recipe(tmp_path, coco_json):
+    data = tmp_path / "coco"
+    run_cli(
+        "trl_ext.data.coco", "--source", coco_json, "--num_captions", "16", "--min_words", "3", "--output_dir", data
+    )
+    out = tmp_path / "run"
+    run_recipe(
+        "ar_grpo_t2i", "ar_grpo_t2i_tiny", "--dataset_name", data, "--caption_column", "prompt", "--output_dir", out,
+        "--max_steps", "2", "--report_to", "none",
+    )  # fmt: skip
+    assert (out / "model.safetensors").exists()
+
+
+def test_missing_local_dataset_is_named(tmp_path):
+    from trl_ext.data import load_prompt_dataset
+
+    with pytest.raises(FileNotFoundError, match="is not an existing file"):
+        load_prompt_dataset(str(tmp_path / "prompts.jsonl"))
+    with pytest.raises(FileNotFoundError, match="is not an existing folder or file"):
+        load_prompt_dataset(str(tmp_path / "no" / "folder"))

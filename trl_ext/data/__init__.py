@@ -113,6 +113,49 @@ _BUILDER_EXPORTS = {
 }
 
 
+_FILE_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def load_prompt_dataset(name: str, config: str | None = None):
+    """
+    The dataset a recipe trains on, from wherever a user keeps it, as a `DatasetDict`:
+
+    - a folder written by `save_to_disk` (what every `python -m trl_ext.data.<builder>` writes): `load_from_disk`;
+      a single split becomes `train`;
+    - a `.json`/`.jsonl`/`.csv`/`.parquet` file: loaded with the matching `datasets` builder;
+    - anything else: a Hub id (with `config` as its configuration), or a folder of data files.
+
+    A path that looks local but does not exist is an error naming it (rather than a Hub lookup of a path).
+    """
+    import os
+
+    from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        if any(os.path.exists(os.path.join(expanded, f)) for f in ("dataset_dict.json", "state.json")):
+            loaded = load_from_disk(expanded)
+            return DatasetDict({"train": loaded}) if isinstance(loaded, Dataset) else loaded
+        return load_dataset(expanded, name=config)
+    extension = os.path.splitext(name)[1].lower()
+    if extension in _FILE_FORMATS:
+        if not os.path.isfile(expanded):
+            raise FileNotFoundError(f"`dataset_name` {name!r} is not an existing file.")
+        return load_dataset(_FILE_FORMATS[extension], data_files=expanded)
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(
+            f"`dataset_name` {name!r} is not an existing folder or file (and cannot be a Hub id, 'org/name')."
+        )
+    return load_dataset(name, name=config)
+
+
+def is_local_dataset(name: str | None) -> bool:
+    """Whether `name` points at a local file or folder (not pushed, so a card must not link it as a Hub dataset)."""
+    import os
+
+    return bool(name) and (os.path.exists(os.path.expanduser(name)) or name.startswith("trl_ext/"))
+
+
 def __getattr__(name: str):
     if name in _BUILDER_EXPORTS:
         import importlib
