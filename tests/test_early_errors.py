@@ -106,3 +106,11 @@ def test_a_step_whose_rewards_all_failed_stops_the_run(model_path, tmp_path, tok
     with pytest.raises(RuntimeError, match=r"Every reward of this step is None or NaN \(\{'broken_judge': 8\}"):
         trainer.train()
     assert trainer.state.global_step == 0
+
+
+def test_in_memory_model_with_a_reference_model(tmp_path, tokenizer):
+    with pytest.raises(ValueError, match=r"`beta != 0` needs a reference model.*Save it first"):
+        CoupledGRPOTrainer(
+            make_tiny_dream_lm(tokenizer), REWARD, args=args(tmp_path, beta=0.01), train_dataset=chat(),
+            processing_class=tokenizer,
+        )  # fmt: skip

@@ -188,10 +188,13 @@ class LocalHubServer:
     Example:
 
     ```python
+    >>> import os, subprocess, sys
+    >>> push = "from huggingface_hub import HfApi; HfApi().upload_file(path_or_fileobj=b'{}', path_in_repo='config.json', repo_id=HfApi().create_repo('my-model').repo_id)"
     >>> with LocalHubServer() as hub:
     ...     env = {**os.environ, **hub.env()}  # run the pushing code in a subprocess with this environment
-    ...     ...
-    ...     hub.repo_files("local-user/my-model")  # {"config.json": b"...", ...}
+    ...     _ = subprocess.run([sys.executable, "-c", push], env=env, check=True)
+    ...     sorted(hub.repo_files("local-user/my-model"))
+    ['.gitattributes', 'config.json']
     ```
     """
 

@@ -232,7 +232,7 @@ class WebSightPromptsBuilder(HubDatasetBuilder):
 
     ```python
     >>> from trl_ext.data.websight import WebSightPromptsBuilder
-    >>> dataset = WebSightPromptsBuilder(num_rows=20_000, seed=42).build()  # prompt, instruction, category, id, idea
+    >>> dataset = WebSightPromptsBuilder(num_rows=20_000, seed=42).build()  # streams the Hub  # doctest: +SKIP
     ```
     """
 

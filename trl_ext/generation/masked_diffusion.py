@@ -140,8 +140,8 @@ class MaskedDiffusionSampler:
     >>> sampler = MaskedDiffusionSampler(MaskedDiffusionAdapter.from_model(model, tokenizer), max_new_tokens=8)
     >>> prompt = tokenizer(["hi", "hello"], return_tensors="pt", padding=True)
     >>> out = sampler.sample(model, prompt.input_ids, prompt.attention_mask)
-    >>> out.completion_ids.shape, out.num_forwards
-    (torch.Size([2, 8]), 8)
+    >>> out.completion_ids.shape, out.num_forwards  # Dream's grid reveals 0 tokens at the first of 8 steps: no forward
+    (torch.Size([2, 8]), 7)
     ```
     """
 

@@ -7,8 +7,9 @@ Example:
 ```python
 >>> from trl_ext.judges.openai_compat import OpenAICompatibleClient, image_content, parse_json_object
 >>> client = OpenAICompatibleClient("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct")
->>> messages = [{"role": "user", "content": [{"type": "text", "text": "Rate it."}, image_content(png_bytes)]}]
->>> parse_json_object(client.chat_sync(messages, temperature=0.0))  # or `await client.chat(...)` in a coroutine
+>>> png_bytes = open("screenshot.png", "rb").read()  # doctest: +SKIP
+>>> messages = [{"role": "user", "content": [{"type": "text", "text": "Rate it."}, image_content(png_bytes)]}]  # doctest: +SKIP
+>>> parse_json_object(client.chat_sync(messages, temperature=0.0))  # needs the endpoint  # doctest: +SKIP
 {'score': 7}
 ```
 """

@@ -74,7 +74,8 @@ class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
 
     ```python
     >>> from trl_ext import AesCoderGRPOConfig, AesCoderGRPOTrainer
-    >>> args = AesCoderGRPOConfig("aescoder-out", judge_base_url="http://localhost:8000/v1", judge_model="Qwen/Qwen2.5-VL-72B-Instruct")
+    >>> args = AesCoderGRPOConfig("aescoder-out", judge_base_url="http://localhost:8000/v1",
+    ...                           judge_model="Qwen/Qwen2.5-VL-72B-Instruct")  # bf16 by default: a GPU  # doctest: +SKIP
     >>> trainer = AesCoderGRPOTrainer("Qwen/Qwen3-4B-Instruct-2507", args=args, train_dataset=dataset)  # doctest: +SKIP
     >>> trainer.train()  # doctest: +SKIP
     ```

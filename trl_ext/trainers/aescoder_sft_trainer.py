@@ -50,7 +50,7 @@ class AesCoderSFTTrainer(SFTTrainer):
     >>> from trl_ext.trainers import AesCoderSFTTrainer
     >>> dataset = load_aescode("SamuelBang/AesCode-358K")  # doctest: +SKIP
     >>> args = SFTConfig("AesCoder-4B-SFT", num_train_epochs=3, learning_rate=1e-5, lr_scheduler_type="cosine",
-    ...                  warmup_steps=0.1, max_length=8192, bf16=True)  # the paper's SFT stage
+    ...                  warmup_steps=0.1, max_length=8192, bf16=True)  # the paper's SFT stage, on GPUs  # doctest: +SKIP
     >>> trainer = AesCoderSFTTrainer("Qwen/Qwen3-4B-Instruct-2507", args=args, train_dataset=dataset)  # doctest: +SKIP
     >>> trainer.train()  # doctest: +SKIP
     ```

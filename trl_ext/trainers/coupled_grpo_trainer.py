@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 from accelerate.utils import gather
@@ -50,14 +51,16 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
     ```python
     from datasets import Dataset
     from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
-    from trl_ext.testing import make_tokenizer, make_tiny_dream_lm, target_fraction_reward
+    from trl_ext.testing import make_tokenizer, make_tiny_dream_lm, save_tiny_model, target_fraction_reward
 
     tokenizer = make_tokenizer()
+    # A Hub id (e.g. "apple/DiffuCoder-7B-Instruct") or a folder: TRL builds the reference model (beta > 0) from it.
+    model = save_tiny_model(make_tiny_dream_lm(tokenizer), tokenizer, "tiny-dream")
     dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": "say a"}]] * 8})
     args = CoupledGRPOConfig("out", max_completion_length=8, num_generations=4, per_device_train_batch_size=4,
                              max_steps=2, bf16=False, report_to="none")
-    trainer = CoupledGRPOTrainer(make_tiny_dream_lm(tokenizer), target_fraction_reward("a"), args=args,
-                                 train_dataset=dataset, processing_class=tokenizer)
+    trainer = CoupledGRPOTrainer(model, target_fraction_reward("a"), args=args, train_dataset=dataset,
+                                 processing_class=tokenizer)
     trainer.train()
     ```
     """
@@ -92,6 +95,15 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             # Fail before TRL builds a reference model from the policy.
             check_native_model(model)
             MaskedDiffusionAdapter.from_model(model, kwargs.get("processing_class"), args.mask_token_id, args.diffusion_type)
+            name = getattr(getattr(model, "config", None), "_name_or_path", "")
+            uses_adapter = kwargs.get("peft_config") is not None or hasattr(model, "peft_config")
+            loadable = bool(name) and (os.path.isdir(name) or name.count("/") == 1)
+            if args.beta != 0.0 and not uses_adapter and not loadable:
+                raise ValueError(
+                    "`beta != 0` needs a reference model, which TRL reloads from `model.config._name_or_path`, but "
+                    "this model was built in memory. Save it first (`model.save_pretrained(path)`, then pass `path`), "
+                    "train a PEFT adapter (`peft_config`), or set `beta=0.0`."
+                )
             self._resolve_sampling_args(args, getattr(model, "generation_config", None))
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.diffusion_adapter = MaskedDiffusionAdapter.from_model(

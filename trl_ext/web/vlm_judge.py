@@ -16,7 +16,8 @@ Example:
 ```python
 >>> from trl_ext.web.vlm_judge import VLMPageJudge
 >>> judge = VLMPageJudge.from_endpoint("http://localhost:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct")
->>> score = await judge.score_page("A landing page for a coffee shop", render)  # PageScore or None
+>>> import asyncio
+>>> score = asyncio.run(judge.score_page("A coffee shop landing page", render))  # doctest: +SKIP
 >>> judge.failures
 Counter()
 ```
