@@ -44,6 +44,7 @@ from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
+from trl_ext.rewards.image import recipe_reward_funcs
 from trl_ext.trainers.ar_image_grpo_config import ARImageGRPOConfig
 from trl_ext.trainers.ar_image_grpo_trainer import ARImageGRPOTrainer
 
@@ -53,9 +54,19 @@ class ARGRPOScriptArguments(ScriptArguments):
     vq_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Converted LlamaGen VQ tokenizer (JanusVQVAE folder or Hub id)."}
     )
-    reward_funcs: list[str] = field(
-        default_factory=lambda: ["jpeg_incompressibility"],
-        metadata={"help": f"Reward functions, weighted by `reward_weights`. Available: {sorted(REWARD_FUNCS)}."},
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": f"Reward functions, weighted by `reward_weights`. Available: {sorted(REWARD_FUNCS)}. Defaults to "
+            "jpeg_incompressibility when `reward_mix` is unset."
+        },
+    )
+    reward_mix: str | None = field(
+        default=None,
+        metadata={
+            "help": "A reward mix instead of `reward_funcs`: 'ar_grpo_c2i' / 'ar_grpo_t2i' (AR-GRPO's: CLIP x5 and "
+            "HPSv2.1 x5, each with its step bonus, MANIQA x2, VLM realism x1) or a RewardMix YAML file."
+        },
     )
     num_classes: int | None = field(
         default=None, metadata={"help": "Train on the first this many classes; defaults to all of the generator's."}
@@ -95,9 +106,7 @@ def main(script_args, training_args, model_args):
         raise ValueError(
             "Pass `--vq_model_name_or_path` (a LlamaGen VQ tokenizer converted with trl_ext.models.llamagen.convert)."
         )
-    unknown = [name for name in script_args.reward_funcs if name not in REWARD_FUNCS]
-    if unknown:
-        raise ValueError(f"Unknown `reward_funcs` {unknown}; available: {sorted(REWARD_FUNCS)}.")
+    reward_funcs = recipe_reward_funcs(script_args.reward_funcs, script_args.reward_mix, REWARD_FUNCS, training_args)
 
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     training_args.model_init_kwargs = {"revision": model_args.model_revision, "dtype": dtype}
@@ -129,7 +138,7 @@ def main(script_args, training_args, model_args):
 
     trainer = ARImageGRPOTrainer(
         model=model_name,
-        reward_funcs=[REWARD_FUNCS[name] for name in script_args.reward_funcs],
+        reward_funcs=reward_funcs,
         args=training_args,
         train_dataset=dataset,
         vq_model=vq_name,

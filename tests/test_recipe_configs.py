@@ -56,3 +56,32 @@ def test_an_unknown_field_fails(tmp_path):
     parser = load_recipe(recipe_for(CONFIGS[0])).make_parser()
     with pytest.raises(ValueError, match="not_a_field"):
         parser.parse_args_and_config(["--config", str(bad), "--output_dir", str(tmp_path), "--bf16", "false"])
+
+
+@pytest.mark.parametrize("task", ["c2i", "t2i"])
+def test_paper_image_configs_train_on_the_paper_reward_mix(task):
+    from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS, recipe_reward_funcs
+
+    config = yaml.safe_load(
+        open(os.path.join(ROOT, "recipes", "configs", f"ar_grpo_{task}_{'xl384' if task == 'c2i' else 'xl256'}.yaml"))
+    )
+    assert config["reward_mix"] == f"ar_grpo_{task}" and "reward_funcs" not in config
+
+    class Args:
+        reward_weights = None
+
+    args = Args()
+    funcs = recipe_reward_funcs(None, config["reward_mix"], AR_GRPO_REWARD_FUNCS, args)  # models load lazily
+    assert [f.__name__ for f in funcs] == [
+        "clip_score",
+        "clip_score_step",
+        "hps_v2",
+        "hps_v2_step",
+        "maniqa",
+        "vlm_realism",
+    ]
+    assert args.reward_weights == [5.0, 1.0, 5.0, 1.0, 2.0, 1.0]
+    with pytest.raises(ValueError, match="not both"):
+        recipe_reward_funcs(["brightness"], config["reward_mix"], AR_GRPO_REWARD_FUNCS, Args())
+    with pytest.raises(ValueError, match="reward_mix: ar_grpo_c2i"):
+        recipe_reward_funcs(["clip_score", "hps_v2_step"], None, AR_GRPO_REWARD_FUNCS, Args())

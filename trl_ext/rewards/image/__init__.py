@@ -42,9 +42,11 @@ from .mix import (
     AR_GRPO_STEP_THRESHOLDS,
     AR_GRPO_STEP_VALUES,
     AR_GRPO_T2I_MIX,
+    RECIPE_MIXES,
     MixTerm,
     RewardMix,
     StepBonus,
+    recipe_reward_funcs,
     step_bonus,
 )
 from .preprocess import ImagePreprocess
@@ -76,6 +78,8 @@ AR_GRPO_REWARD_FUNCS = {
 
 __all__ = [
     "AR_GRPO_REWARD_FUNCS",
+    "RECIPE_MIXES",
+    "recipe_reward_funcs",
     "AR_GRPO_C2I_MIX",
     "AR_GRPO_STEP_THRESHOLDS",
     "AR_GRPO_STEP_VALUES",

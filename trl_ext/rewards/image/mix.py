@@ -309,7 +309,55 @@ AR_GRPO_T2I_MIX: dict[str, Any] = {
     "common": {},
 }
 
+RECIPE_MIXES = {"ar_grpo_c2i": "c2i", "ar_grpo_t2i": "t2i"}
+
+
+def recipe_reward_funcs(
+    reward_funcs: list[str] | None,
+    reward_mix: str | None,
+    available: Mapping[str, Callable[..., Any]],
+    training_args=None,
+    default: tuple[str, ...] = ("jpeg_incompressibility",),
+) -> list[Callable[..., Any]]:
+    """
+    The rewards an image recipe trains with: `reward_mix` (`"ar_grpo_c2i"`, `"ar_grpo_t2i"` or a mix YAML file, see
+    [`RewardMix.from_config`]) or `reward_funcs` (names in `available`), not both. With a mix, `training_args`'
+    `reward_weights` become the mix's weights unless set.
+    """
+    if reward_mix and reward_funcs:
+        raise ValueError("Set `reward_mix` or `reward_funcs`, not both: the mix names its own rewards and weights.")
+    if reward_mix:
+        if reward_mix in RECIPE_MIXES:
+            mix = RewardMix.ar_grpo(RECIPE_MIXES[reward_mix])
+        elif os.path.isfile(reward_mix):
+            mix = RewardMix.from_config(reward_mix)
+        else:
+            raise ValueError(
+                f"`reward_mix` must be one of {sorted(RECIPE_MIXES)} or a mix YAML file, got {reward_mix!r}."
+            )
+        if training_args is not None:
+            if training_args.reward_weights is None:
+                training_args.reward_weights = mix.reward_weights
+            elif len(training_args.reward_weights) != len(mix.reward_funcs):
+                raise ValueError(
+                    f"`reward_weights` has {len(training_args.reward_weights)} values but the mix {reward_mix!r} has "
+                    f"{len(mix.reward_funcs)} terms ({[t.name for t in mix.terms]}); drop `reward_weights` to use the "
+                    "mix's own."
+                )
+        return mix.reward_funcs
+    names = list(reward_funcs or default)
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ValueError(
+            f"Unknown `reward_funcs` {unknown}; available: {sorted(available)}. For AR-GRPO's paper mix use "
+            f"`reward_mix: {sorted(RECIPE_MIXES)[0]}` (or a mix YAML)."
+        )
+    return [available[name] for name in names]
+
+
 __all__ = [
+    "RECIPE_MIXES",
+    "recipe_reward_funcs",
     "AR_GRPO_C2I_MIX",
     "AR_GRPO_STEP_THRESHOLDS",
     "AR_GRPO_STEP_VALUES",
