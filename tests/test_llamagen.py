@@ -360,6 +360,27 @@ def test_gpt_cli_round_trip(tmp_path):
     )
 
 
+def test_gpt_cli_converts_a_checkpoint_outside_the_named_sizes(tmp_path):
+    # 3 layers of width 64 with 4 heads (of 16) and GQA: no LlamaGen size; the head count is given explicitly.
+    sd = make_llamagen_gpt_state_dict("c2i", dim=64, n_layer=3, n_head=4, n_kv_head=2, vocab_size=32, seed=6)
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"model": sd}, checkpoint)
+    with pytest.raises(ValueError, match="pass `size` explicitly"):
+        convert_main(["gpt", str(checkpoint), str(tmp_path / "no"), "--image-size", "64"])
+    with pytest.raises(ValueError, match="must divide the checkpoint's width"):
+        convert_main(["gpt", str(checkpoint), str(tmp_path / "no"), "--image-size", "64", "--num-heads", "5"])
+    convert_main(["gpt", str(checkpoint), str(tmp_path / "hf"), "--image-size", "64", "--num-heads", "4"])
+    model = LlamaGenForImageGeneration.from_pretrained(tmp_path / "hf").eval()
+    config = model.config
+    assert (config.num_hidden_layers, config.hidden_size, config.num_attention_heads) == (3, 64, 4)
+    assert config.num_key_value_heads == 2 and config.grid_size == 4
+    tokens, labels = torch.randint(0, 32, (2, 16)), torch.tensor([3, 9])
+    with torch.no_grad():
+        ours = model(tokens[:, :-1], class_labels=labels).logits
+    expected = reference_gpt_logits(sd, 4, tokens[:, :-1], labels, grid=4, n_kv_head=2)
+    torch.testing.assert_close(ours, expected, atol=1e-4, rtol=1e-4)
+
+
 def test_vq_conversion_matches_reference(tmp_path):
     sd = make_llamagen_vq_state_dict(ch_mult=(1, 1, 2), codebook_size=40, num_res_blocks=1, seed=7)
     checkpoint = tmp_path / "vq.pt"

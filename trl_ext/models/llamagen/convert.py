@@ -157,19 +157,37 @@ def _check_against(renamed: dict[str, torch.Tensor], model: torch.nn.Module, wha
 # GPT
 # ----------------------------------------------------------------------------------------------------------------
 def llamagen_gpt_config_from_state_dict(
-    state_dict: dict[str, torch.Tensor], image_size: int, downsample_ratio: int = 16, size: str | None = None
+    state_dict: dict[str, torch.Tensor],
+    image_size: int,
+    downsample_ratio: int = 16,
+    size: str | None = None,
+    num_attention_heads: int | None = None,
 ) -> LlamaGenConfig:
     """
     Read a [`LlamaGenConfig`] from a LlamaGen GPT state dict: width, depth, vocabulary, class count or caption width
-    and length from the tensors; the head count from LlamaGen's named sizes (`size`, or the size with this width and
-    depth); the grid from `image_size / downsample_ratio`.
+    and length from the tensors; the head count from `num_attention_heads` (any checkpoint, named size or not) or
+    LlamaGen's named sizes (`size`, or the size with this width and depth); the grid from
+    `image_size / downsample_ratio`.
     """
     if "tok_embeddings.weight" not in state_dict:
         raise ValueError("Not a LlamaGen GPT state dict: `tok_embeddings.weight` is missing.")
     vocab_size, hidden_size = state_dict["tok_embeddings.weight"].shape
     layer_ids = {int(m.group(1)) for k in state_dict if (m := re.match(r"layers\.(\d+)\.", k))}
     num_layers = max(layer_ids) + 1 if layer_ids else 0
-    if size is None:
+    if num_attention_heads is not None:
+        if size is not None:
+            raise ValueError("Pass `size` or `num_attention_heads`, not both.")
+        if num_attention_heads < 1 or hidden_size % num_attention_heads:
+            raise ValueError(
+                f"`num_attention_heads` ({num_attention_heads}) must divide the checkpoint's width ({hidden_size})."
+            )
+        base = LlamaGenConfig(
+            num_hidden_layers=num_layers,
+            hidden_size=hidden_size,
+            num_attention_heads=num_attention_heads,
+            grid_size=_grid_size(image_size, downsample_ratio),
+        )
+    elif size is None:
         matches = [
             name for name, (layers, _, width) in LLAMAGEN_SIZES.items() if (layers, width) == (num_layers, hidden_size)
         ]
@@ -179,7 +197,8 @@ def llamagen_gpt_config_from_state_dict(
                 f"(one of {sorted(LLAMAGEN_SIZES)})."
             )
         size = matches[0]
-    base = LlamaGenConfig.from_size(size, image_size=image_size, downsample_ratio=downsample_ratio)
+    if num_attention_heads is None:
+        base = LlamaGenConfig.from_size(size, image_size=image_size, downsample_ratio=downsample_ratio)
     if (base.num_hidden_layers, base.hidden_size) != (num_layers, hidden_size):
         raise ValueError(
             f"`size={size!r}` has {base.num_hidden_layers} layers of width {base.hidden_size}, but the checkpoint has "
@@ -204,6 +223,12 @@ def llamagen_gpt_config_from_state_dict(
     else:
         raise ValueError("The checkpoint has neither a class embedding (c2i) nor a caption projection (t2i).")
     return LlamaGenConfig(**fields)
+
+
+def _grid_size(image_size: int, downsample_ratio: int) -> int:
+    if image_size % downsample_ratio:
+        raise ValueError(f"`image_size` ({image_size}) must be a multiple of `downsample_ratio` ({downsample_ratio}).")
+    return image_size // downsample_ratio
 
 
 def convert_llamagen_gpt_state_dict(
@@ -282,10 +307,11 @@ def convert_gpt_checkpoint(
     downsample_ratio: int = 16,
     state_dict_key: str = "auto",
     dtype: torch.dtype | None = None,
+    num_attention_heads: int | None = None,
 ) -> LlamaGenConfig:
     """Convert a LlamaGen GPT `.pt` file into a [`LlamaGenForImageGeneration`] folder; return its config."""
     state_dict = load_llamagen_checkpoint(checkpoint, state_dict_key)
-    config = llamagen_gpt_config_from_state_dict(state_dict, image_size, downsample_ratio, size)
+    config = llamagen_gpt_config_from_state_dict(state_dict, image_size, downsample_ratio, size, num_attention_heads)
     config.architectures = [LlamaGenForImageGeneration.__name__]
     _save(convert_llamagen_gpt_state_dict(state_dict, config), config, output_dir, dtype)
     return config
@@ -317,6 +343,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--size", choices=sorted(LLAMAGEN_SIZES), help="GPT size; inferred from the tensors if omitted."
     )
+    parser.add_argument(
+        "--num-heads",
+        type=int,
+        help="Attention heads, for a GPT outside LlamaGen's named sizes (layers and width are read from the tensors).",
+    )
     parser.add_argument("--downsample-ratio", type=int, default=16, help="VQ stride the GPT was trained with.")
     parser.add_argument("--state-dict-key", default="auto", help="Checkpoint entry with the weights (e.g. 'ema').")
     parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="Store the weights in this dtype.")
@@ -332,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             args.downsample_ratio,
             args.state_dict_key,
             dtype,
+            args.num_heads,
         )
         model_class = LlamaGenForImageGeneration
         summary = (
