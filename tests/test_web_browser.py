@@ -100,11 +100,14 @@ def test_page_that_never_finishes_loading_is_cut_at_the_timeout():
         await asyncio.sleep(3600)
 
     never = page('<p>waiting</p><script src="https://slow.example.com/never.js"></script>')
-    with BrowserPool(size=1, page_timeout=2.0, router=hang) as pool:
+    with BrowserPool(size=1, page_timeout=3.0, router=hang) as pool:
         start = time.monotonic()
         result = pool.render(never)
-        assert time.monotonic() - start < 8
+        # Cut at the timeout, then rendered once more alone in a fresh browser (where it hangs again) before it is
+        # blamed, with a control page showing that the machine is not the cause.
+        assert time.monotonic() - start < 3 * pool.page_timeout + 8
         assert not result.ok and result.error == "page_timeout"
+        assert pool.stats.fault_retries == 1 and pool.stats.fault_retries_passed == 0
 
 
 @pytest.mark.parametrize(
@@ -115,9 +118,10 @@ def test_page_that_never_finishes_loading_is_cut_at_the_timeout():
 def test_infinite_javascript_loop_is_cut_and_the_pool_recovers(pool, script):
     start = time.monotonic()
     result = pool.render(page(f"<p>spin</p><script>{script}</script>"))
-    assert time.monotonic() - start < pool.page_timeout + 6
+    # Cut at the timeout, and again in the lone retry (a control page clears the machine).
+    assert time.monotonic() - start < 2 * pool.page_timeout + 8
     assert not result.ok and result.error == "page_timeout"
-    # The stuck renderer's context was discarded: both contexts still render.
+    # The stuck renderer's browser was replaced: both slots still render.
     assert all(r.ok for r in pool.render_many([GOOD, GOOD]))
 
 
