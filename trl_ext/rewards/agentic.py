@@ -403,15 +403,15 @@ class AgenticAestheticReward:
                 render = await asyncio.wait_for(
                     self.pool.arender_confirmed(html, measure=True, interact=interact), self._deadline()
                 )
-            except (InfrastructureError, asyncio.TimeoutError) as error:
+            except Exception as error:  # the machine's fault: a training run must not die of one page
                 kind = (
-                    "browser_failed"
-                    if isinstance(error, BrowserCrashedError)
-                    else "machine_slow"
-                    if isinstance(error, InfrastructureError)
+                    "machine_slow"
+                    if isinstance(error, InfrastructureError) and not isinstance(error, BrowserCrashedError)
                     else "deadline_exceeded"
+                    if isinstance(error, asyncio.TimeoutError)
+                    else "browser_failed"
                 )
-                logger.warning("No reward for a completion (%s): %s", kind, error or "deadline passed")
+                logger.warning("No reward for a completion (%s): %r", kind, error)
                 evaluation.execution = evaluation.static = evaluation.interactive = None
                 evaluation.failures = (*failures, kind)
                 return evaluation

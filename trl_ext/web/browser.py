@@ -979,13 +979,24 @@ class BrowserPool:
             slot = _Slot(-1)
             try:
                 await self._launch(slot)
-                retry = await self.arender_local(html, measure, interact, _slot=slot)
+                try:
+                    retry = await self.arender_local(html, measure, interact, _slot=slot)
+                except InfrastructureError:
+                    raise
+                except Exception as error:  # it took its lone browser down with it
+                    logger.warning("A page's lone retry lost its browser: %s", _short(str(error)))
+                    retry = first
                 if retry.error not in (PAGE_TIMEOUT, PAGE_CRASHED):
                     self.stats.fault_retries_passed += retry.ok
                     return retry
                 # Failed again, alone: the page is to blame unless the machine cannot render a trivial page either.
                 started = time.monotonic()
-                control = await self.arender_local(CONTROL_PAGE, measure=False, _slot=slot)
+                try:
+                    control = await self.arender_local(CONTROL_PAGE, measure=False, _slot=slot)
+                except InfrastructureError:
+                    raise
+                except Exception as error:
+                    control = RenderResult(ok=False, error=f"control page failed: {_short(str(error))}")
                 if not control.ok or time.monotonic() - started > 0.5 * self.page_timeout:
                     self.stats.failures[INFRASTRUCTURE] += 1
                     logger.warning(
