@@ -243,3 +243,27 @@ def test_cdn_page_renders_with_the_local_copies():
     assert padding == "32px"  # Tailwind's p-8 applied
     assert chart_drawn  # Chart.js drew red bars (despite the page's integrity attribute)
     assert router.served and not router.missed
+
+
+def test_a_browser_busy_without_a_page_is_noticed():
+    """The check that replaces a poisoned browser (a GPU process still spinning after its page is gone)."""
+    import subprocess
+    import sys
+
+    from trl_ext.web.browser import _Slot
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        slots = {}
+        for name, process in (("busy", busy), ("idle", idle)):
+            slots[name] = _Slot(0)
+            slots[name].pid = process.pid
+            slots[name].mark_idle()
+        time.sleep(1.0)
+        assert slots["busy"].busy_while_idle(0.05)  # even on a loaded machine it gets a share of a core
+        assert not slots["idle"].busy_while_idle(0.05)
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()

@@ -293,7 +293,7 @@ class _Slot:
         self.idle_cpu += _tree_usage(self.pid)[0] - cpu
         self.idle_time += time.monotonic() - since
         self.idle_since = None
-        return self.idle_time >= 0.2 and self.idle_cpu / self.idle_time > threshold
+        return self.idle_time >= 0.5 and self.idle_cpu / self.idle_time > threshold
 
     def _error(self, text: str) -> None:
         if self.result is not None and len(self.result.console_errors) < MAX_RECORDED_ERRORS:
@@ -375,7 +375,7 @@ class BrowserPool:
             Render a page that timed out or crashed again alone in a fresh browser before blaming it (see above).
         max_browser_memory_mb (`int`, *optional*, defaults to `3072`):
             Resident memory of one browser's processes above which the page in it is killed.
-        idle_cpu_threshold (`float`, *optional*, defaults to `0.5`):
+        idle_cpu_threshold (`float`, *optional*, defaults to `0.8`):
             Cores a browser may burn on average while it has no page before it is replaced.
 
     Example:
@@ -405,7 +405,7 @@ class BrowserPool:
         launch_timeout: float = 30.0,
         confirm_faults: bool = True,
         max_browser_memory_mb: int = 3072,
-        idle_cpu_threshold: float = 0.5,
+        idle_cpu_threshold: float = 0.8,
     ):
         if size < 1:
             raise ValueError(f"`size` must be at least 1, got {size}.")
