@@ -171,3 +171,19 @@ def test_resume_inside_a_ppo_cycle_is_exact(model_path, pool, tmp_path):
         return {k: v for k, v in logs.items() if k not in ("step_time",) and "per_second" not in k}
 
     assert step4(straight) == step4(resumed) and step4(straight)
+
+
+def test_dead_judge_endpoint_stops_the_run_before_the_first_step(model_path, tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    args = config(
+        tmp_path, judge_base_url=f"http://127.0.0.1:{port}/v1", judge_model="judge", judge_max_retries=0,
+        judge_timeout=2, interactive_agent=False, browser_pool_size=1,
+    )  # fmt: skip
+    trainer = AesCoderGRPOTrainer(model_path, args=args, train_dataset=dataset())
+    with pytest.raises(RuntimeError, match="judge_base_url"):
+        trainer.train()
+    assert trainer.state.global_step == 0

@@ -142,3 +142,52 @@ def test_real_pool_is_created_lazily_and_closed():
     assert reward._pool is None and pool._closed
     with pytest.raises(TypeError, match="pickled"):
         pickle.dumps(pool)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_preflight_names_the_dead_judge_endpoint(pool):
+    from trl_ext.web.vlm_judge import VLMPageJudge
+
+    judge = VLMPageJudge.from_endpoint(
+        f"http://127.0.0.1:{_closed_port()}/v1", "judge", api_key="x", client_kwargs={"max_retries": 0, "timeout": 2}
+    )
+    reward = AgenticAestheticReward(page_judge=judge, pool=pool, interactive=False)
+    with pytest.raises(RuntimeError, match="judge_base_url"):
+        reward.preflight()
+    AgenticAestheticReward(pool=pool, interactive=False).preflight()  # the offline judge and the browser are fine
+
+
+def test_training_stops_when_infrastructure_failures_pass_the_threshold(pool):
+    from trl_ext.rewards.agentic import RewardInfrastructureError
+
+    class FlakyJudge(PageJudge):
+        """Fails on the pages whose text says so (an endpoint failing for a share of the requests)."""
+
+        async def score_page(self, instruction, render):
+            return None if "fail" in render.metrics.get("text_sample", "") else PageScore(20, 20, 20)
+
+    def pages(failing: int) -> list[str]:
+        return [page(f"<h1>Counter {i}</h1><p>{'fail' if i < failing else 'fine'}</p>") for i in range(4)]
+
+    # One lost static term in 8 completions (12.5%) is under the 20% limit.
+    lenient = AgenticAestheticReward(page_judge=FlakyJudge(), pool=pool, interactive=False)
+    lenient.static(prompts=["step 0"] * 4, completions=pages(1))
+    lenient.static(prompts=["step 1"] * 4, completions=pages(0))
+    # Two in four: the run stops at the end of the window instead of training on the execution term alone.
+    failing = pages(2)
+    strict = AgenticAestheticReward(page_judge=FlakyJudge(), pool=pool, interactive=False)
+    assert strict.static(prompts=["step 0"] * 4, completions=failing).count(None) == 2  # window not full yet
+    with pytest.raises(RewardInfrastructureError, match="static term"):
+        strict.static(prompts=["step 1"] * 4, completions=failing)
+    off = AgenticAestheticReward(
+        page_judge=FlakyJudge(), pool=pool, interactive=False, max_infrastructure_failure_rate=None
+    )
+    for step in range(3):
+        off.static(prompts=[f"step {step}"] * 4, completions=failing)

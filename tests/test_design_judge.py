@@ -194,3 +194,143 @@ def test_real_documents_rank_above_their_degraded_versions_and_the_cluttered_pag
         worse, _ = score(pool, degraded, "Documentation")
         assert original.total > worse.total + 5, (path, original, worse)
         assert original.total > cluttered.total, (path, original, cluttered)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Hard to game (issue 13): substance beyond the prompt, no reward for repetition or text nobody can read.
+# ----------------------------------------------------------------------------------------------------------------
+def test_text_substance_ignores_the_instruction_and_repetition():
+    from trl_ext.web.design_judge import text_substance, text_variety
+
+    prose = (
+        "Our sourdough rises for two days before it meets the stone oven. Rye, spelt and oat loaves follow at dawn; "
+        "croissants and cinnamon rolls come out warm at seven, and the coffee is roasted across the street."
+    )
+    assert text_substance(prose, INSTRUCTION) == 1.0
+    assert text_substance(INSTRUCTION + " " + INSTRUCTION, INSTRUCTION) == 0.0  # an echo has nothing of its own
+    assert text_variety(prose) == 1.0
+    assert text_variety(prose * 40) < 0.05 and text_substance(prose * 40, INSTRUCTION) < 0.05
+
+
+def _sample_pages(n):
+    import json
+
+    from trl_ext.web.lint import extract_html
+
+    path = os.path.join(os.path.dirname(__file__), "..", "trl_ext", "data", "aescode_sample.jsonl")
+    rows = [json.loads(line) for line in open(path)][:n]
+    return [(row["prompt"], extract_html(row["response"])) for row in rows]
+
+
+def _stubs(prompt):
+    import html as markup
+
+    text = markup.escape(prompt)
+
+    def document(body):
+        return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{text}</title></head><body>{body}</body></html>'
+
+    sentence = "<p>We bake the best fresh bread in town, every single day, just for you.</p>"
+    return {
+        "echo": document(f"<h1>{text}</h1>"),
+        "echo_everywhere": document(f"<header><h1>{text}</h1></header><main><h2>{text}</h2><p>{text}</p></main>"),
+        "repeated": document(f"<h1>{text}</h1>" + sentence * 300),
+        "invisible": document(
+            "<h1>Welcome</h1>"
+            + f'<p style="color:#fff">{text} </p>' * 20
+            + f'<p style="position:absolute;left:-9999px">{text}</p>'
+            + '<p style="font-size:4px">'
+            + (text + " ") * 40
+            + "</p>"
+        ),
+    }
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_stubs_and_echoes_score_below_honest_pages(pool):
+    judge = DesignJudge()
+    sample = _sample_pages(12)
+    renders = pool.render_many([html for _, html in sample])
+    scores = [judge.score(prompt, render) for (prompt, _), render in zip(sample, renders)]
+    honest = [score.total for score in scores]
+    for (prompt, _), own in zip(sample[:3], scores):
+        stubs = _stubs(prompt)
+        for name, render in zip(stubs, pool.render_many(list(stubs.values()))):
+            stub = judge.score(prompt, render)
+            assert stub.total < min(honest), (name, stub, sorted(honest)[:3])
+            # Copying the instruction (into the title, headings, invisible text) earns almost no alignment.
+            assert stub.alignment < 0.35 * 40, (name, stub)
+            if own.alignment > 0.35 * 40:  # an honest page that covers its prompt keeps the lead
+                assert stub.alignment < own.alignment, (name, stub, own)
+
+
+# Degradations of a real document: low contrast with text pushed over text, and 6 px text overflowing the viewport.
+LOW_CONTRAST_OVERLAP = (
+    "<style>* { color: #b8b8b8 !important; background: #cdcdcd !important; } p, li, pre, dd, td { position: relative;"
+    " top: -14px; left: 9px; } h1, h2, h3 { position: absolute; top: 40px; left: 30px; }</style>"
+)
+TINY_OVERFLOW = (
+    "<style>* { font-size: 6px !important; } body { width: 2600px; } pre, p { white-space: nowrap; }</style>"
+)
+
+
+def _system_html_documents(limit):
+    """HTML documentation installed on this machine (Debian's /usr/share/doc, rustup's books), found at run time."""
+    import random
+
+    found = []
+    for root in ("/usr/share/doc", os.path.expanduser("~/.rustup/toolchains")):
+        for folder, folders, files in os.walk(root):
+            folders.sort()
+            found += [
+                os.path.join(folder, f)
+                for f in sorted(files)
+                if f.endswith(".html") and 4000 < os.path.getsize(os.path.join(folder, f)) < 300000
+            ]
+    random.Random(0).shuffle(found)
+    chosen, per_package = [], {}
+    for path in found:
+        package = "/".join(path.split("/")[:5])
+        if per_package.get(package, 0) < 2:
+            per_package[package] = per_package.get(package, 0) + 1
+            chosen.append(path)
+    return chosen[:limit]
+
+
+def _inline_stylesheets(html, folder):
+    def inline(match):
+        href = re.search(r"""href\s*=\s*["']([^"']+)""", match.group(0))
+        try:
+            return (
+                "<style>"
+                + open(os.path.join(folder, href.group(1).split("?")[0]), errors="replace").read()
+                + "</style>"
+            )
+        except (AttributeError, OSError):
+            return ""
+
+    return re.sub(r"(?is)<link\b[^>]*stylesheet[^>]*>", inline, html)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_real_documents_beat_their_unreadable_copies(pool):
+    documents = _system_html_documents(10)
+    if len(documents) < 5:
+        pytest.skip("fewer than five HTML documents installed on this machine")
+    judge = DesignJudge()
+    wins = pairs = 0
+    for path in documents:
+        html = _inline_stylesheets(open(path, encoding="utf-8", errors="replace").read(), os.path.dirname(path))
+        copies = [
+            re.sub(r"(?i)</head>", css + "</head>", html, count=1) for css in (LOW_CONTRAST_OVERLAP, TINY_OVERFLOW)
+        ]
+        original, *degraded = pool.render_many([html, *copies])
+        if isinstance(original, BaseException) or not original.ok:
+            continue
+        for copy in degraded:
+            pairs += 1
+            wins += judge.score("Documentation", original).total > judge.score("Documentation", copy).total
+    assert pairs >= 8 and wins >= 0.9 * pairs, (wins, pairs)

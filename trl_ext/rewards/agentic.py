@@ -16,14 +16,15 @@ import json
 import logging
 import math
 import threading
-from collections import Counter, OrderedDict
+import time
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..web.agent import AGENT_VIEWPORT, InteractionReport, InteractiveAgent
-from ..web.browser import BrowserCrashedError, BrowserPool
+from ..web.browser import CONTROL_PAGE, BrowserCrashedError, BrowserPool, InfrastructureError
 from ..web.design_judge import DesignJudge, HeuristicInteractionJudge
 from ..web.judge import InteractionJudge, PageJudge
 from ..web.lint import LintResult, extract_html, lint_html
@@ -36,20 +37,29 @@ logger = logging.getLogger(__name__)
 PAPER_WEIGHTS = (0.1, 0.8, 0.1)
 
 # Failure kinds, the suffix of the `aesthetic/failures/<kind>` metrics. `lint_failed`, `runtime_errors` and
-# `page_*` are the page's fault (they score low); `browser_failed`, `judge_failed` and `agent_failed` are
-# infrastructure failures (the affected terms are `None`, so TRL leaves them out); `agent_timeout` keeps the
-# interactions graded before the budget ran out.
+# `page_*` are the page's fault (they score low); `browser_failed` (the browser died twice), `machine_slow` (the page
+# timed out again alone while a control page lagged too), `deadline_exceeded` (the per-completion deadline passed),
+# `judge_failed` and `agent_failed` are infrastructure failures (the affected terms are `None`, so TRL leaves them
+# out); `agent_timeout` keeps the interactions graded before the budget ran out.
 FAILURE_KINDS = (
     "lint_failed",
     "runtime_errors",
     "page_timeout",
     "page_crashed",
     "page_error",
+    "page_memory",
     "browser_failed",
+    "machine_slow",
+    "deadline_exceeded",
     "judge_failed",
     "agent_failed",
     "agent_timeout",
 )
+TERMS = ("execution", "static", "interactive")
+
+
+class RewardInfrastructureError(RuntimeError):
+    """Too many completions of recent steps got no reward term because the machine or a judge failed."""
 
 
 @dataclass
@@ -149,6 +159,17 @@ class AgenticAestheticReward:
             Folder where the best and worst screenshot of each batch are written (`step_000010_best.png` + `.json`).
         cache_size (`int`, *optional*, defaults to `4096`):
             Evaluations kept for reuse across the callables.
+        completion_timeout (`float`, *optional*):
+            Deadline in seconds for one completion's whole evaluation (render with its lone retry, phone check, GUI
+            agent, judge), counted from when it gets a browser; past it every term is `None` (`deadline_exceeded`)
+            and its browser is replaced. Defaults to the pool's worst case plus `judge_timeout`.
+        judge_timeout (`float`, *optional*, defaults to `120.0`):
+            Seconds the static judge may take on one page (it bounds its own retries; this is the backstop).
+        max_infrastructure_failure_rate (`float`, *optional*, defaults to `0.2`), failure_window (`int`, *optional*,
+        defaults to `2`):
+            If more than this share of the completions of the last `failure_window` batches lost a term to an
+            infrastructure failure, [`RewardInfrastructureError`] is raised (training stops) instead of training on
+            the remaining terms alone. `None` turns the check off.
 
     Example:
 
@@ -181,6 +202,10 @@ class AgenticAestheticReward:
         router: Callable | None = None,
         screenshot_dir: str | None = None,
         cache_size: int = 4096,
+        completion_timeout: float | None = None,
+        judge_timeout: float = 120.0,
+        max_infrastructure_failure_rate: float | None = 0.2,
+        failure_window: int = 2,
     ):
         weights = tuple(float(w) for w in weights)
         if len(weights) != 3 or any(math.isnan(w) for w in weights):
@@ -201,7 +226,16 @@ class AgenticAestheticReward:
         )
         self._pool = pool
         self._owns_pool = pool is None
-        self._pool_kwargs = {"size": pool_size, "page_timeout": page_timeout, "router": router}
+        self._pool_kwargs = {
+            "size": pool_size,
+            "page_timeout": page_timeout,
+            "router": router,
+            "interact_timeout": agent_time_budget + 15.0,
+        }
+        self.completion_timeout = completion_timeout
+        self.judge_timeout = judge_timeout
+        self.max_infrastructure_failure_rate = max_infrastructure_failure_rate
+        self._window: deque[tuple[int, Counter]] = deque(maxlen=max(1, failure_window))
         self._pool_lock = threading.Lock()
         self.max_concurrency = max_concurrency
         self.screenshot_dir = Path(screenshot_dir) if screenshot_dir else None
@@ -313,7 +347,9 @@ class AgenticAestheticReward:
         instructions = [instruction_text(p) for p in prompts]
         documents = [extract_html(completion_text(c)) for c in completions]
         keys = [_key(i, d) for i, d in zip(instructions, documents)]
-        evaluations = self.pool.call(self._evaluate_batch, keys, instructions, documents)
+        evaluations = self.pool.call(
+            self._evaluate_batch, keys, instructions, documents, timeout=self._batch_timeout(len(documents))
+        )
         batch_id = hash(tuple(keys))
         step = getattr(kwargs.get("trainer_state"), "global_step", None)
         if batch_id not in self._logged_batches:
@@ -322,6 +358,10 @@ class AgenticAestheticReward:
                 self._logged_batches.popitem(last=False)
             self._log_batch(evaluations, instructions, kwargs.get("log_metric"), step)
         return evaluations
+
+    def _batch_timeout(self, n: int) -> float:
+        rounds = -(-n // (self.max_concurrency or self.pool.size))
+        return (rounds + 1) * self._deadline()
 
     async def _evaluate_batch(
         self, keys: list[str], instructions: list[str], documents: list[str]
@@ -341,6 +381,11 @@ class AgenticAestheticReward:
             futures.append(future)
         return list(await asyncio.gather(*futures))
 
+    def _deadline(self) -> float:
+        if self.completion_timeout is not None:
+            return self.completion_timeout
+        return self.pool.render_timeout() + self.judge_timeout
+
     async def _evaluate_one(self, instruction: str, html: str) -> AestheticEvaluation:
         lint = lint_html(html)
         evaluation = AestheticEvaluation(html=html, lint=lint)
@@ -352,11 +397,23 @@ class AgenticAestheticReward:
                 return evaluation
         interact = self.agent.run_on(instruction) if self.interactive else None
         async with self._semaphore:
+            # One deadline for the whole evaluation, from the moment the completion has a browser.
+            deadline = time.monotonic() + self._deadline()
             try:
-                render = await self.pool.arender_local(html, measure=True, interact=interact)
-            except BrowserCrashedError:
+                render = await asyncio.wait_for(
+                    self.pool.arender_confirmed(html, measure=True, interact=interact), self._deadline()
+                )
+            except Exception as error:  # the machine's fault: a training run must not die of one page
+                kind = (
+                    "machine_slow"
+                    if isinstance(error, InfrastructureError) and not isinstance(error, BrowserCrashedError)
+                    else "deadline_exceeded"
+                    if isinstance(error, asyncio.TimeoutError)
+                    else "browser_failed"
+                )
+                logger.warning("No reward for a completion (%s): %r", kind, error)
                 evaluation.execution = evaluation.static = evaluation.interactive = None
-                evaluation.failures = (*failures, "browser_failed")
+                evaluation.failures = (*failures, kind)
                 return evaluation
         evaluation.render = render
         if not render.ok:
@@ -368,7 +425,13 @@ class AgenticAestheticReward:
             failures.append("runtime_errors")
         evaluation.execution = 1.0 if lint.passed and (runtime_ok or not self.check_runtime) else -1.0
 
-        score = await self.page_judge.score_page(instruction, render)
+        try:
+            score = await asyncio.wait_for(
+                self.page_judge.score_page(instruction, render), max(0.1, deadline - time.monotonic())
+            )
+        except asyncio.TimeoutError:
+            logger.warning("The static judge passed the completion's deadline.")
+            score = None
         if score is None:
             failures.append("judge_failed")
             evaluation.static = None
@@ -389,14 +452,89 @@ class AgenticAestheticReward:
         evaluation.failures = tuple(failures)
         return evaluation
 
+    def preflight(self) -> None:
+        """
+        Check, before training, that the browser renders, which network isolation holds, and that the judges answer;
+        raises `RuntimeError` naming the setting to fix. (A dead judge would otherwise turn every static term into
+        `None` and silently train on the execution term alone.)
+        """
+        try:
+            render = self.pool.render(CONTROL_PAGE)
+        except Exception as error:
+            raise RuntimeError(
+                f"Preflight: the browser pool cannot render a control page ({error}). Install Chromium "
+                "(`apt-get install chromium`) or set TRL_EXT_CHROMIUM, and check `page_timeout`."
+            ) from error
+        if not render.ok:
+            raise RuntimeError(
+                f"Preflight: a control page failed to render ({render.error}): the machine is too slow for "
+                f"`page_timeout={self.pool.page_timeout}` or Chromium is broken."
+            )
+        logger.info("Preflight: Chromium renders; network isolation: %s.", self.pool.network_isolation)
+        score = self.pool.call(self._judge_once, render, timeout=self.judge_timeout + 10)
+        if score is None:
+            raise RuntimeError(
+                f"Preflight: the static judge {self.page_judge.name!r} gave no score for a control page. Check "
+                "`judge_base_url` / `judge_model` (is the server up and serving that model?) and `judge_api_key_env`, "
+                "or leave `judge_base_url` unset for the offline design judge."
+            )
+        if self.interactive:
+            plan = self.pool.call(self._plan_once, render, timeout=self.judge_timeout + 10)
+            if plan is None:
+                raise RuntimeError(
+                    f"Preflight: the GUI agent's planner {self.interaction_judge.name!r} gave no plan. Check "
+                    "`agent_base_url` / `agent_model` (or `judge_base_url`), or set `interactive_agent=False`."
+                )
+
+    async def _judge_once(self, render: RenderResult) -> PageScore | None:
+        try:
+            return await asyncio.wait_for(self.page_judge.score_page("A control page", render), self.judge_timeout)
+        except Exception as error:
+            logger.warning("Preflight judge call failed: %s", error)
+            return None
+
+    async def _plan_once(self, render: RenderResult):
+        try:
+            return await asyncio.wait_for(
+                self.interaction_judge.plan_interactions("A control page", render.screenshot, [], 1),
+                self.judge_timeout,
+            )
+        except Exception as error:
+            logger.warning("Preflight planner call failed: %s", error)
+            return None
+
+    def _check_infrastructure(self, evaluations: list[AestheticEvaluation]) -> None:
+        """Stop training when infrastructure failures took more than the allowed share of a term's values."""
+        lost = Counter(term for e in evaluations for term in TERMS if getattr(e, term) is None)
+        self._window.append((len(evaluations), lost))
+        limit = self.max_infrastructure_failure_rate
+        if limit is None or len(self._window) < self._window.maxlen:
+            return
+        total = sum(n for n, _ in self._window)
+        for term in TERMS:
+            rate = sum(c[term] for _, c in self._window) / max(1, total)
+            if rate > limit:
+                raise RewardInfrastructureError(
+                    f"The {term} term was unavailable (infrastructure failure) for {rate:.0%} of the completions of "
+                    f"the last {len(self._window)} batches (limit {limit:.0%}; failures: {dict(self.counters)}). "
+                    "Training on the remaining terms would optimise a different objective, so it stops here. Check "
+                    "the judge endpoint (`judge_base_url`), the browser (`page_timeout`, `browser_pool_size`) and "
+                    "the machine's load, or raise `max_infrastructure_failure_rate`."
+                )
+
     def _log_batch(self, evaluations, instructions, log_metric, step) -> None:
         batch_counts = Counter(kind for e in evaluations for kind in e.failures)
         self.counters.update(batch_counts)
-        if batch_counts.get("browser_failed") == len(evaluations) or batch_counts.get("judge_failed") == len(
-            evaluations
-        ):
-            logger.warning("Every page of the batch hit an infrastructure failure: %s", dict(batch_counts))
+        infrastructure = sum(any(getattr(e, term) is None for term in TERMS) for e in evaluations)
+        if infrastructure:
+            logger.warning(
+                "%d of %d completions lost a reward term to an infrastructure failure: %s",
+                infrastructure,
+                len(evaluations),
+                dict(batch_counts),
+            )
         scores = [e.page_score for e in evaluations if e.page_score is not None]
+        self._keep_screenshots(evaluations, instructions, step)
         if log_metric is not None:
             for kind in FAILURE_KINDS:
                 log_metric(f"aesthetic/failures/{kind}", float(batch_counts.get(kind, 0)))
@@ -404,7 +542,7 @@ class AgenticAestheticReward:
             if scores:
                 for part in ("alignment", "aesthetics", "structure"):
                     log_metric(f"aesthetic/{part}", sum(getattr(s, part) for s in scores) / len(scores))
-        self._keep_screenshots(evaluations, instructions, step)
+        self._check_infrastructure(evaluations)
 
     def _keep_screenshots(self, evaluations, instructions, step) -> None:
         ranked = [
@@ -456,4 +594,11 @@ def _png_thumbnail(png: bytes, max_height: int = 2400) -> bytes:
     return out.getvalue()
 
 
-__all__ = ["FAILURE_KINDS", "PAPER_WEIGHTS", "AestheticEvaluation", "AgenticAestheticReward", "instruction_text"]
+__all__ = [
+    "FAILURE_KINDS",
+    "PAPER_WEIGHTS",
+    "AestheticEvaluation",
+    "AgenticAestheticReward",
+    "RewardInfrastructureError",
+    "instruction_text",
+]

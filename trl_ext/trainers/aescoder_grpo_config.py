@@ -58,6 +58,14 @@ class AesCoderGRPOConfig(GRPOConfig):
         screenshot_logging_steps (`int`, *optional*, defaults to `10`):
             Log the best and worst screenshot of the batch to TensorBoard/W&B every this many steps (0 disables);
             they are always written to `<output_dir>/screenshots/`.
+        reward_preflight (`bool`, *optional*, defaults to `True`):
+            Before training, render a control page and have the judges score it; a dead endpoint or a browser that
+            cannot render stops the run at once with an error naming the setting to fix.
+        max_infrastructure_failure_rate (`float`, *optional*, defaults to `0.2`), infrastructure_failure_window
+        (`int`, *optional*, defaults to `2`):
+            Stop training (after saving a checkpoint) when more than this share of a reward term's values were lost
+            to infrastructure failures (judge, browser, machine) over the last `infrastructure_failure_window`
+            batches, instead of training on the remaining terms alone. `None` disables the check.
     """
 
     # Paper defaults (AesCoder RL stage)
@@ -101,6 +109,16 @@ class AesCoderGRPOConfig(GRPOConfig):
     serve_cdn_libraries: bool = field(default=True, metadata={"help": "Serve local copies of CDN libraries."})
     screenshot_logging_steps: int = field(
         default=10, metadata={"help": "Log best/worst screenshots every this many steps (0: never)."}
+    )
+    reward_preflight: bool = field(
+        default=True, metadata={"help": "Check the browser and the judges on a control page before training."}
+    )
+    max_infrastructure_failure_rate: float | None = field(
+        default=0.2,
+        metadata={"help": "Stop when more than this share of a reward term is lost to infrastructure failures."},
+    )
+    infrastructure_failure_window: int = field(
+        default=2, metadata={"help": "Batches over which the infrastructure failure rate is measured."}
     )
 
     def __post_init__(self):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -8,7 +9,7 @@ from trl import GRPOTrainer
 
 from ..data.aescode import AESCODER_CITATION
 from ..model_card import write_model_card
-from ..rewards.agentic import AgenticAestheticReward
+from ..rewards.agentic import AgenticAestheticReward, RewardInfrastructureError
 from ._resume import ExactResumeMixin
 from ._validation import RunGuardsMixin, validate_trainer_inputs
 from .aescoder_grpo_config import AesCoderGRPOConfig
@@ -45,6 +46,9 @@ def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:
         pool_size=args.browser_pool_size,
         page_timeout=args.page_timeout,
         screenshot_dir=os.path.join(args.output_dir, "screenshots"),
+        judge_timeout=args.judge_timeout * (args.judge_max_retries + 1),
+        max_infrastructure_failure_rate=args.max_infrastructure_failure_rate,
+        failure_window=args.infrastructure_failure_window,
     )
 
 
@@ -110,7 +114,17 @@ class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
 
     def train(self, *args, **kwargs):
         try:
-            return super().train(*args, **kwargs)
+            if self.args.reward_preflight:
+                self.aesthetic_reward.preflight()
+            try:
+                return super().train(*args, **kwargs)
+            except RewardInfrastructureError:
+                # Keep what was learnt before the reward broke down; the run still stops with the error.
+                path = os.path.join(self.args.output_dir, f"checkpoint-{self.state.global_step}-reward-failure")
+                logger.error("The reward's infrastructure failed; saving the model to %s before stopping.", path)
+                with contextlib.suppress(Exception):
+                    self.save_model(path)
+                raise
         finally:
             # Closes Chromium and the judges' clients (a later evaluation re-creates the pool on demand).
             self.aesthetic_reward.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+import zlib
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,25 @@ _GAME_WORDS = ("game", "snake", "tetris", "pong", "maze", "arcade", "player", "p
 def instruction_keywords(instruction: str) -> set[str]:
     """Content words of an instruction (lower-case, 4+ letters, stop-words removed)."""
     return {word for word in _WORD.findall(instruction.lower()) if word not in _STOPWORDS}
+
+
+def text_substance(text: str, instruction: str, words: int = 12) -> float:
+    """
+    How much real content `text` holds beyond the instruction, in [0, 1]: its distinct content words that the
+    instruction does not contain (an echo of the prompt has none), `words` of them for full marks, times its variety
+    (how well it compresses: a sentence repeated 300 times compresses to almost nothing).
+    """
+    novel = instruction_keywords(text) - instruction_keywords(instruction)
+    return min(1.0, len(novel) / words) * text_variety(text)
+
+
+def text_variety(text: str) -> float:
+    """1 for ordinary prose, falling to 0 for text that repeats itself (zlib compression ratio below 0.15)."""
+    raw = text.encode("utf-8", "replace")[:20000]
+    if len(raw) < 400:
+        return 1.0  # too short to judge by compression
+    ratio = len(zlib.compress(raw, 6)) / len(raw)
+    return _band(ratio, 0.3, 1.0, 0.2)
 
 
 def screenshot_statistics(png: bytes, width: int = 320) -> dict[str, float]:
@@ -79,13 +99,20 @@ class DesignJudge(PageJudge):
     /30).
 
     - **Instruction alignment** (/40): the share of the instruction's content words that appear in the page's title and
-      visible text (a lexical proxy: it cannot tell whether a chart shows the right data).
+      readable text (visible, on the page, at least 9 px, contrast at least 2:1), times the page's substance (content
+      words beyond the instruction's, and not repeated: see [`text_substance`]), so an echo of the prompt or keyword
+      stuffing in invisible text earns nothing (a lexical proxy: it cannot tell whether a chart shows the right data).
     - **Aesthetics and readability** (/30): WCAG text contrast (share of text meeting AA), small-text share, palette
       size, whitespace balance (share of the screenshot with visible detail), left-edge alignment of text blocks,
-      typographic restraint (font families and sizes).
-    - **Structural integrity** (/30): horizontal overflow at the main viewport, text drawn over text, overflow at the
-      phone viewport (responsiveness), JavaScript errors and failed resource loads, and real content (text or media
-      and a heading structure).
+      typographic restraint (font families and sizes), typesetting of running text (line length of 30 to 110
+      characters, line spacing of at least 1.35).
+    - **Structural integrity** (/30): horizontal overflow at the main viewport and text placed off the page, text
+      drawn over text (anywhere in the DOM), overflow at the phone viewport (responsiveness), JavaScript errors and
+      failed resource loads, and real content (substance, or media, and a heading structure).
+
+    Unreadable text (under 11 px, or below 2:1 contrast) and a lack of substance (see [`text_substance`]; media and
+    interactive controls count as substance) also scale the aesthetics and structure scores down, so that 6 px text, an echo of the prompt or
+    one sentence repeated cannot keep the points their styling would earn.
 
     Weights of the sub-criteria are `aesthetics_weights` / `structure_weights`. A render that failed scores zero in
     every criterion.
@@ -112,8 +139,8 @@ class DesignJudge(PageJudge):
         structure_weights: dict[str, float] | None = None,
     ):
         self.aesthetics_weights = aesthetics_weights or {
-            "contrast": 0.3, "readability": 0.15, "palette": 0.15, "whitespace": 0.15, "alignment": 0.15,
-            "typography": 0.1,
+            "contrast": 0.25, "readability": 0.15, "palette": 0.1, "whitespace": 0.1, "alignment": 0.1,
+            "typography": 0.1, "typesetting": 0.2,
         }  # fmt: skip
         self.structure_weights = structure_weights or {
             "overflow": 0.25, "overlap": 0.25, "responsive": 0.15, "errors": 0.15, "content": 0.2,
@@ -129,13 +156,19 @@ class DesignJudge(PageJudge):
         """Every sub-criterion in [0, 1], for inspection and logging."""
         m: dict[str, Any] = render.metrics or {}
         pixels = screenshot_statistics(render.screenshot)
-        has_media = m.get("images", 0) > 0
         text_chars = m.get("text_chars", 0)
+        # Media, or a drawing without text (a CSS illustration; large text alone must not pass for a picture).
+        has_media = m.get("images", 0) > 0 or (text_chars < 5 and pixels["content_fraction"] >= 0.05)
         empty = (text_chars < 5 and not has_media) or pixels["blank"] == 1.0
 
         keywords = instruction_keywords(instruction)
-        page_words = set(_WORD.findall((m.get("title", "") + " " + m.get("text_sample", "")).lower()))
+        readable = m.get("readable_text", m.get("text_sample", ""))
+        page_words = set(_WORD.findall((m.get("title", "") + " " + readable).lower()))
         coverage = len(keywords & page_words) / len(keywords) if keywords else 0.5
+        # What the page holds beyond the instruction: its own words, its pictures, or its controls (a widget).
+        controls = min(0.6, 0.2 * m.get("interactive", 0))
+        substance = max(text_substance(readable, instruction), 0.6 if has_media else 0.0, controls)
+        prose = m.get("prose_chars", 0)
 
         contrast = m.get("good_contrast_fraction")
         colors = pixels["colors"]
@@ -147,13 +180,19 @@ class DesignJudge(PageJudge):
         errors = len(render.console_errors) + len(render.failed_requests)
         return {
             "coverage": 0.0 if empty else coverage,
+            "substance": 0.0 if empty else substance,
             "contrast": 0.7 if contrast is None else float(contrast),
             "readability": 1.0 - float(m.get("tiny_text_fraction", 0.0)),
             "palette": 0.6 if colors <= 1 else _band(colors, 2, 12, 30),
             "whitespace": _band(pixels["content_fraction"], 0.12, 0.65, 0.35),
             "alignment": float(m.get("aligned_fraction", 0.0)) if m.get("text_blocks", 0) > 1 else 0.5,
             "typography": _band(families, 1, 3, 4) * _band(sizes, 1, 8, 10),
-            "overflow": (0.5 if horizontal_scroll else 1.0) * (1.0 - m.get("overflowing_blocks", 0) / blocks),
+            "typesetting": 0.7
+            if prose == 0
+            else 0.5 * (m.get("good_measure_chars", 0) + m.get("good_leading_chars", 0)) / prose,
+            "overflow": (0.5 if horizontal_scroll else 1.0)
+            * (1.0 - m.get("overflowing_blocks", 0) / blocks)
+            * (1.0 - m.get("offscreen_chars", 0) / max(1, text_chars)),
             "overlap": 1.0 - m.get("overlapping_blocks", 0) / blocks,
             "responsive": 0.5
             if mobile is None
@@ -162,6 +201,9 @@ class DesignJudge(PageJudge):
             "content": 0.0
             if empty
             else 0.6 + 0.2 * (m.get("headings", 0) > 0) + 0.2 * (m.get("landmarks", 0) > 0 or text_chars > 200),
+            # Share of the text a reader can read (on the page, 9 px or more, contrast 2:1 or more; "readability"
+            # above counts text under 11 px).
+            "legible": float(m.get("readable_chars", text_chars)) / text_chars if text_chars else 1.0,
         }
 
     def score(self, instruction: str, render: RenderResult) -> PageScore:
@@ -175,10 +217,13 @@ class DesignJudge(PageJudge):
         def weighted(weights: dict[str, float]) -> float:
             return sum(w * c[k] for k, w in weights.items()) / sum(weights.values())
 
-        alignment = 40.0 * (0.25 + 0.75 * c["coverage"])
-        aesthetics = 30.0 * weighted(self.aesthetics_weights)
-        structure = 30.0 * weighted(self.structure_weights)
-        weakest = sorted((k for k in c if k != "coverage"), key=c.get)[:3]
+        alignment = 40.0 * (0.25 + 0.75 * c["coverage"] * c["substance"])
+        # A page must be read to be good: unreadable text, and a page with nothing of its own to say (an echo of the
+        # prompt, one sentence repeated), cannot keep the points its styling would earn.
+        quality = (0.4 + 0.6 * c["legible"] * c["readability"]) * (0.3 + 0.7 * c["substance"])
+        aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality
+        structure = 30.0 * weighted(self.structure_weights) * quality
+        weakest = sorted((k for k in c if k not in ("coverage", "substance")), key=c.get)[:3]
         rationale = "weakest: " + ", ".join(f"{k}={c[k]:.2f}" for k in weakest)
         return PageScore(round(alignment, 3), round(aesthetics, 3), round(structure, 3), rationale=rationale)
 
@@ -252,6 +297,8 @@ class HeuristicInteractionJudge(InteractionJudge):
 
 __all__ = [
     "DesignJudge",
+    "text_substance",
+    "text_variety",
     "HeuristicInteractionJudge",
     "changed_pixels",
     "instruction_keywords",

@@ -1,7 +1,8 @@
 // Design measurements of a rendered page, read by the offline design judge (trl_ext/web/design_judge.py).
 // Evaluated with page.evaluate(): one arrow function returning a JSON-serialisable object.
 () => {
-  const MAX_ELEMENTS = 400;
+  const MAX_ELEMENTS = 3000;
+  const MAX_OVERLAP_CHECKS = 300000;
   const vw = window.innerWidth;
   const vh = window.innerHeight;
   const doc = document.documentElement;
@@ -61,11 +62,15 @@
     const style = getComputedStyle(node);
     const rect = node.getBoundingClientRect();
     if (!visible(node, style, rect)) continue;
-    blocks.push({ node, style, rect, chars: ownText.length });
+    blocks.push({ node, style, rect, chars: ownText.length, text: ownText, readable: true });
     if (blocks.length >= MAX_ELEMENTS) break;
   }
 
+  // The page's extent: text placed outside it (left: -9999px, far below a fixed-height body) is not seen by anyone.
+  const pageWidth = Math.max(doc.scrollWidth, vw);
+  const pageBottom = Math.max(doc.scrollHeight, body ? body.scrollHeight : 0, vh);
   let contrastChars = 0, goodContrastChars = 0, minContrast = 21, tinyChars = 0, totalChars = 0;
+  let offscreenChars = 0, proseChars = 0, goodMeasureChars = 0, goodLeadingChars = 0;
   const fontSizes = new Set(), fontFamilies = new Set(), lefts = new Map();
   for (const block of blocks) {
     const size = parseFloat(block.style.fontSize) || 16;
@@ -76,6 +81,20 @@
     if (size < 11) tinyChars += block.chars;
     const left = Math.round(block.rect.left / 4) * 4;
     lefts.set(left, (lefts.get(left) || 0) + 1);
+    const r = block.rect;
+    const scrollX = window.scrollX, scrollY = window.scrollY;
+    const onPage = r.right + scrollX > 0 && r.bottom + scrollY > 0 && r.left + scrollX < pageWidth &&
+      r.top + scrollY < pageBottom;
+    if (!onPage) offscreenChars += block.chars;
+    block.readable = onPage && size >= 9;
+    // Typesetting of running text (blocks of two lines or more): line length and line spacing.
+    const lineHeight = block.style.lineHeight === "normal" ? 1.2 * size : parseFloat(block.style.lineHeight) || 1.2 * size;
+    if (block.chars >= 80 && r.height >= 1.8 * lineHeight) {
+      const charsPerLine = r.width / (0.5 * size);
+      proseChars += block.chars;
+      if (charsPerLine >= 30 && charsPerLine <= 110) goodMeasureChars += block.chars;
+      if (lineHeight / size >= 1.35) goodLeadingChars += block.chars;
+    }
     const fg = parseColor(block.style.color);
     const bg = backgroundOf(block.node);
     if (!fg || !bg) continue;
@@ -86,16 +105,27 @@
     contrastChars += block.chars;
     if (ratio >= (large ? 3 : 4.5)) goodContrastChars += block.chars;
     minContrast = Math.min(minContrast, ratio);
+    if (ratio < 2 || fg.a < 0.2) block.readable = false;  // text the eye cannot tell from its background
+  }
+  let readableText = "", readableChars = 0;
+  for (const block of blocks) {
+    if (!block.readable) continue;
+    readableChars += block.chars;
+    if (readableText.length < 20000) readableText += block.text + "\n";
   }
 
-  // Overlap between text blocks that are not nested in one another (text drawn over text).
-  let overlapping = 0;
-  const n = Math.min(blocks.length, 200);
+  // Overlap between text blocks that are not nested in one another (text drawn over text), anywhere in the page:
+  // a sweep over the blocks sorted by their top edge compares only blocks that share some height.
+  const n = blocks.length;
   const overlapped = new Array(n).fill(false);
-  for (let i = 0; i < n; i++) {
-    const a = blocks[i].rect;
-    for (let j = i + 1; j < n; j++) {
-      const b = blocks[j].rect;
+  const order = blocks.map((_, i) => i).sort((i, j) => blocks[i].rect.top - blocks[j].rect.top);
+  let checks = 0;
+  for (let x = 0; x < n && checks < MAX_OVERLAP_CHECKS; x++) {
+    const i = order[x], a = blocks[i].rect;
+    for (let y = x + 1; y < n && checks < MAX_OVERLAP_CHECKS; y++) {
+      const j = order[y], b = blocks[j].rect;
+      if (b.top >= a.bottom - 1) break;
+      checks++;
       const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
       const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
       if (w <= 1 || h <= 1) continue;
@@ -106,7 +136,7 @@
       }
     }
   }
-  overlapping = overlapped.filter(Boolean).length;
+  const overlapping = overlapped.filter(Boolean).length;
 
   // Horizontal overflow: content wider than the viewport, and elements sticking out of it.
   let overflowing = 0, clippedText = 0;
@@ -143,5 +173,11 @@
     interactive: count("a[href],button,input,select,textarea,[onclick],[role=button]"),
     title: document.title || "",
     text_sample: ((body && body.innerText) || "").slice(0, 4000),
+    readable_text: readableText.slice(0, 20000),
+    readable_chars: readableChars,
+    offscreen_chars: offscreenChars,
+    prose_chars: proseChars,
+    good_measure_chars: goodMeasureChars,
+    good_leading_chars: goodLeadingChars,
   };
 }
