@@ -11,6 +11,7 @@ import math
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 
@@ -823,3 +824,17 @@ def test_missing_local_dataset_is_named(tmp_path):
         load_prompt_dataset(str(tmp_path / "prompts.jsonl"))
     with pytest.raises(FileNotFoundError, match="is not an existing folder or file"):
         load_prompt_dataset(str(tmp_path / "no" / "folder"))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_websight_folder_trains_the_aescoder_recipe(tmp_path, websight_parquet):
+    data = tmp_path / "websight"
+    run_cli("trl_ext.data.websight", "--source", websight_parquet, "--num_rows", "16", "--output_dir", data)
+    out = tmp_path / "run"
+    run_recipe(
+        "aescoder_grpo", "aescoder_grpo_tiny", "--dataset_name", data, "--output_dir", out, "--max_steps", "2",
+        "--report_to", "none",
+    )  # fmt: skip
+    assert (out / "model.safetensors").exists()
