@@ -44,29 +44,15 @@ from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
-from trl_ext.rewards.image import recipe_reward_funcs
+from trl_ext.rewards.image import ImageRewardArguments, recipe_reward_funcs
 from trl_ext.trainers.ar_image_grpo_config import ARImageGRPOConfig
 from trl_ext.trainers.ar_image_grpo_trainer import ARImageGRPOTrainer
 
 
 @dataclass
-class ARGRPOScriptArguments(ScriptArguments):
+class ARGRPOScriptArguments(ScriptArguments, ImageRewardArguments):
     vq_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Converted LlamaGen VQ tokenizer (JanusVQVAE folder or Hub id)."}
-    )
-    reward_funcs: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": f"Reward functions, weighted by `reward_weights`. Available: {sorted(REWARD_FUNCS)}. Defaults to "
-            "jpeg_incompressibility when `reward_mix` is unset."
-        },
-    )
-    reward_mix: str | None = field(
-        default=None,
-        metadata={
-            "help": "A reward mix instead of `reward_funcs`: 'ar_grpo_c2i' / 'ar_grpo_t2i' (AR-GRPO's: CLIP x5 and "
-            "HPSv2.1 x5, each with its step bonus, MANIQA x2, VLM realism x1) or a RewardMix YAML file."
-        },
     )
     num_classes: int | None = field(
         default=None, metadata={"help": "Train on the first this many classes; defaults to all of the generator's."}
@@ -117,7 +103,9 @@ def main(script_args, training_args, model_args):
     num_classes = script_args.num_classes or config.num_classes
     if script_args.dataset_name:
         # e.g. `python -m trl_ext.data.imagenet`'s folder: class_label, class_name, prompt
-        dataset = load_prompt_dataset(script_args.dataset_name, script_args.dataset_config)[script_args.dataset_train_split]
+        dataset = load_prompt_dataset(script_args.dataset_name, script_args.dataset_config)[
+            script_args.dataset_train_split
+        ]
         missing = [c for c in ("class_label", "prompt") if c not in dataset.column_names]
         if missing:
             raise ValueError(
@@ -161,10 +149,10 @@ def main(script_args, training_args, model_args):
         print(f"Model and model card saved to {training_args.output_dir}")
 
 
-
 def make_parser() -> TrlParser:
     """The recipe's argument parser (`--config` YAML + command line); the tests parse every shipped YAML with it."""
     return TrlParser((ARGRPOScriptArguments, ARImageGRPOConfig, ModelConfig))
+
 
 if __name__ == "__main__":
     parser = make_parser()

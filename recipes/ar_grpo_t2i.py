@@ -47,7 +47,7 @@ from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
-from trl_ext.rewards.image import recipe_reward_funcs
+from trl_ext.rewards.image import ImageRewardArguments, recipe_reward_funcs
 from trl_ext.trainers.ar_image_grpo_config import ARImageGRPOConfig
 from trl_ext.trainers.ar_image_grpo_trainer import ARImageGRPOTrainer
 
@@ -73,7 +73,7 @@ CAPTIONS = [
 
 
 @dataclass
-class ARGRPOT2IScriptArguments(ScriptArguments):
+class ARGRPOT2IScriptArguments(ScriptArguments, ImageRewardArguments):
     vq_model_name_or_path: str | None = field(
         default=None, metadata={"help": "Converted LlamaGen VQ tokenizer (JanusVQVAE folder or Hub id)."}
     )
@@ -82,20 +82,6 @@ class ARGRPOT2IScriptArguments(ScriptArguments):
     )
     caption_column: str = field(default="caption", metadata={"help": "Dataset column with the captions."})
     max_prompts: int | None = field(default=None, metadata={"help": "Keep at most this many captions."})
-    reward_funcs: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": f"Reward functions, weighted by `reward_weights`. Available: {sorted(REWARD_FUNCS)}. Defaults to "
-            "jpeg_incompressibility when `reward_mix` is unset."
-        },
-    )
-    reward_mix: str | None = field(
-        default=None,
-        metadata={
-            "help": "A reward mix instead of `reward_funcs`: 'ar_grpo_c2i' / 'ar_grpo_t2i' (AR-GRPO's: CLIP x5 and "
-            "HPSv2.1 x5, each with its step bonus, MANIQA x2, VLM realism x1) or a RewardMix YAML file."
-        },
-    )
 
 
 def build_tiny_models(output_dir: str, accelerator_state) -> tuple[str, str, str]:
@@ -189,10 +175,10 @@ def main(script_args, training_args, model_args):
         print(f"Model and model card saved to {training_args.output_dir}")
 
 
-
 def make_parser() -> TrlParser:
     """The recipe's argument parser (`--config` YAML + command line); the tests parse every shipped YAML with it."""
     return TrlParser((ARGRPOT2IScriptArguments, ARImageGRPOConfig, ModelConfig))
+
 
 if __name__ == "__main__":
     parser = make_parser()

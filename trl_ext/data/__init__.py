@@ -113,6 +113,13 @@ _BUILDER_EXPORTS = {
 }
 
 
+def looks_like_local_path(name: str) -> bool:
+    """Whether `name` can only be a local path, never a Hub id (`org/name`): absolute, `./`, `../`, `~`, or deeper."""
+    import os
+
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
 _FILE_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -142,7 +149,7 @@ def load_prompt_dataset(name: str, config: str | None = None):
         if not os.path.isfile(expanded):
             raise FileNotFoundError(f"`dataset_name` {name!r} is not an existing file.")
         return load_dataset(_FILE_FORMATS[extension], data_files=expanded)
-    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+    if looks_like_local_path(name):
         raise FileNotFoundError(
             f"`dataset_name` {name!r} is not an existing folder or file (and cannot be a Hub id, 'org/name')."
         )

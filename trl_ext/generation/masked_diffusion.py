@@ -250,16 +250,19 @@ class MaskedDiffusionSampler:
         num_blocks = self.max_new_tokens // self.block_length
         return [block_transfer_schedule(self.block_length, self.steps // num_blocks)] * num_blocks
 
-    def _propose(self, logits: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _propose(
+        self, logits: torch.Tensor, generator, suppressed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Sample a token per row of `logits` `(N, V)`; return `(tokens, confidence, token_probability)`. Follows Dream's
         `sample_tokens`: temperature, then top-p (the token that crosses `top_p` is kept), then top-k; the suppressed
-        ids (the mask token first) get no probability at all.
+        ids `suppressed` (the mask token first; built once per call by `sample`) get no probability at all.
         """
         logits = logits.float()
-        suppressed = [i for i in self.suppress_token_ids if i < logits.size(-1)]
-        if suppressed:
-            logits = logits.index_fill(-1, torch.tensor(suppressed, device=logits.device), float("-inf"))
+        if suppressed is None:
+            suppressed = self._suppressed_index(logits.size(-1), logits.device)
+        if suppressed.numel():
+            logits = logits.index_fill(-1, suppressed, float("-inf"))
         if self.temperature > 0:
             logits = logits / self.temperature
         if self.top_p is not None and self.top_p < 1:
@@ -287,6 +290,10 @@ class MaskedDiffusionSampler:
         else:
             confidence = token_prob
         return tokens, confidence, token_prob
+
+    def _suppressed_index(self, vocab_size: int, device) -> torch.Tensor:
+        ids = [i for i in self.suppress_token_ids if i < vocab_size]
+        return torch.tensor(ids, dtype=torch.long, device=device)
 
     def _select(self, confidence: torch.Tensor, counts: torch.Tensor, generator) -> torch.Tensor:
         """Pick `counts[b]` positions per row from `confidence` `(B, C)` (-inf = not eligible)."""
@@ -334,6 +341,7 @@ class MaskedDiffusionSampler:
         # Every forward reveals at least one token except `origin`'s (which runs exactly `steps` per call): this bound
         # can only be passed by a bug, and then we stop rather than spin.
         max_forwards = max(self.steps, length)
+        suppressed = None  # the suppressed ids as an index tensor, once the vocabulary size is known
 
         for block in range(num_blocks):
             in_block = (positions >= block * block_size) & (positions < (block + 1) * block_size)
@@ -356,7 +364,9 @@ class MaskedDiffusionSampler:
                         "it with the sampler's settings."
                     )
                 logits = self.adapter.completion_logits(model, canvas, attention_mask, length)
-                tokens, confidence, token_prob = self._propose(logits[region], generator)
+                if suppressed is None:
+                    suppressed = self._suppressed_index(logits.size(-1), device)
+                tokens, confidence, token_prob = self._propose(logits[region], generator, suppressed)
                 if self.alg == "origin":
                     last = block_step >= self.steps - 1
                     p_reveal = 1.0 if last else float(1 - grid[block_step + 1] / grid[block_step])
@@ -404,7 +414,8 @@ class MaskedDiffusionSampler:
 def sampling_defaults(generation_config) -> dict:
     """
     The sampler arguments a checkpoint's generation config sets explicitly (Dream/DiffuCoder's `steps`, `alg`,
-    `alg_temp`, `eps`, and `temperature`, `top_p`, `top_k` where they differ from transformers' defaults).
+    `alg_temp`, `eps`; the `block_length` and `confidence_threshold` a trained model was rolled out with; and
+    `temperature`, `top_p`, `top_k` where they differ from transformers' defaults).
     """
     if generation_config is None:
         return {}
@@ -412,7 +423,7 @@ def sampling_defaults(generation_config) -> dict:
 
     plain = GenerationConfig()
     options = {}
-    for key in ("steps", "alg", "alg_temp", "eps"):
+    for key in ("steps", "alg", "alg_temp", "eps", "block_length", "confidence_threshold"):
         value = getattr(generation_config, key, None)
         if value is not None:
             options[key] = value

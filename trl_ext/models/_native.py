@@ -279,16 +279,21 @@ def load_diffusion_tokenizer(name_or_path: str, trust_remote_code: bool | None =
     return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=bool(trust_remote_code), **kwargs)
 
 
+def unwrap_model(model):
+    """The model inside DDP/FSDP wrappers (`.module`) and PEFT (`.get_base_model()`)."""
+    while hasattr(model, "module"):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
 def check_native_model(model) -> None:
     """
     Raise if `model` is an instance of a Dream/LLaDA checkpoint's remote code (loaded with `trust_remote_code=True`)
     rather than the native class: that code runs silently wrong on transformers 5.
     """
-    inner = model
-    while hasattr(inner, "module"):
-        inner = inner.module
-    if hasattr(inner, "get_base_model"):
-        inner = inner.get_base_model()
+    inner = unwrap_model(model)
     config = getattr(inner, "config", None)
     model_type = getattr(config, "model_type", None)
     if model_type in NATIVE_MODEL_TYPES and type(inner).__module__.startswith("transformers_modules"):

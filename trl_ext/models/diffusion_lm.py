@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from trl.kernels import ChunkedLogProbFunction
 
 from ._native import check_native_model, is_native_model
+from ._native import unwrap_model as _unwrap
 
 DiffusionType = Literal["dream", "llada"]
 
@@ -277,15 +278,6 @@ def _logp_and_entropy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torc
     with torch.no_grad():  # logged only: keep the [N, V] probabilities out of the autograd graph
         entropy = -(log_probs.exp() * log_probs).sum(-1)
     return logps, entropy
-
-
-def _unwrap(model):
-    # DDP/FSDP wrappers hold the model in `.module`; PEFT models in `.get_base_model()`.
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
 
 
 def _base_config(model):

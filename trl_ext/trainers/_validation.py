@@ -15,15 +15,14 @@ import os
 
 import torch
 
-_PATH_PREFIXES = ("/", "./", "../", "~")
-
 
 def check_model_location(model) -> None:
     """A `model` string that can only be a local folder (absolute, relative with `./`, or more than one `/`) must exist."""
     if not isinstance(model, str) or model.startswith("tiny-random:"):
         return
-    looks_local = model.startswith(_PATH_PREFIXES) or model.count("/") > 1 or os.sep != "/" and os.sep in model
-    if looks_local and not os.path.isdir(os.path.expanduser(model)):
+    from ..data import looks_like_local_path
+
+    if looks_like_local_path(model) and not os.path.isdir(os.path.expanduser(model)):
         raise FileNotFoundError(
             f"`model` {model!r} is not an existing folder (and cannot be a Hub id, which has the form 'org/name'). "
             "Check the path, or pass a Hub model id."
@@ -102,6 +101,22 @@ def validate_trainer_inputs(model, reward_funcs, pargs: tuple = (), kwargs: dict
             check_dataset(split, reward_funcs, f"eval_dataset[{name!r}]")
     else:
         check_dataset(evaluation, reward_funcs, "eval_dataset")
+
+
+def check_reference_model(model, beta: float, peft_config=None) -> None:
+    """
+    With `beta != 0` TRL rebuilds the reference model from `model.config._name_or_path`: an in-memory model (no
+    folder, no Hub id) without a PEFT adapter has nothing to rebuild from, which fails deep in TRL; fail here instead.
+    """
+    if beta == 0.0 or peft_config is not None or hasattr(model, "peft_config"):
+        return
+    name = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    if not (os.path.isdir(name) or name.count("/") == 1):
+        raise ValueError(
+            "`beta != 0` needs a reference model, which TRL reloads from `model.config._name_or_path`, but this "
+            "model was built in memory. Save it first (`model.save_pretrained(path)`, then pass `path`), train a "
+            "PEFT adapter (`peft_config`), or set `beta=0.0`."
+        )
 
 
 class RunGuardsMixin:

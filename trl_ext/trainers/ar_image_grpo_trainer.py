@@ -26,7 +26,7 @@ from ..models.llamagen import (
 )
 from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
-from ._validation import RunGuardsMixin, validate_trainer_inputs
+from ._validation import RunGuardsMixin, check_reference_model, validate_trainer_inputs
 from .ar_image_grpo_config import ARImageGRPOConfig
 
 CITATION = """\
@@ -166,13 +166,7 @@ class ARImageGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
         evals = eval_dataset.items() if isinstance(eval_dataset, dict) else [("eval_dataset", eval_dataset)]
         for name, dataset in evals:
             self._check_dataset(dataset, config, text_encoder, str(name))
-        uses_adapter = kwargs.get("peft_config") is not None or is_peft_model(model)
-        if args.beta != 0.0 and not uses_adapter and not _is_loadable(base):
-            raise ValueError(
-                "`beta != 0` needs a reference model, which TRL reloads from `model.config._name_or_path`, but this "
-                "model was built in memory. Save it first (`model.save_pretrained(path)`, then pass `path`), train a "
-                "PEFT adapter (`peft_config`), or set `beta=0.0`."
-            )
+        check_reference_model(model, args.beta, kwargs.get("peft_config"))
         if config.condition_type == "t2i" and text_encoder is not None and processing_class is None:
             raise ValueError("A `text_encoder` needs its tokenizer as `processing_class`.")
         if getattr(base, "generation_config", None) is None:
@@ -503,7 +497,3 @@ class ARImageGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             **kwargs,
         )
 
-
-def _is_loadable(model) -> bool:
-    name = model.config._name_or_path
-    return bool(name) and (os.path.isdir(name) or name.count("/") == 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import torch
 from accelerate.utils import gather
@@ -16,7 +15,7 @@ from ..models._native import check_native_model, load_generation_config, resolve
 from ..models.diffusion_lm import MaskedDiffusionAdapter, add_diffusion_scoring, diffusion_stop_token_ids
 from ._resume import ExactResumeMixin
 from ._rollout import rollout_model
-from ._validation import RunGuardsMixin, validate_trainer_inputs
+from ._validation import RunGuardsMixin, check_reference_model, validate_trainer_inputs
 from .coupled_estimator import MaskPlan, draw_mask_plan, estimate_log_likelihood
 from .coupled_grpo_config import PAPER_ALG, CoupledGRPOConfig
 
@@ -95,15 +94,7 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             # Fail before TRL builds a reference model from the policy.
             check_native_model(model)
             MaskedDiffusionAdapter.from_model(model, kwargs.get("processing_class"), args.mask_token_id, args.diffusion_type)
-            name = getattr(getattr(model, "config", None), "_name_or_path", "")
-            uses_adapter = kwargs.get("peft_config") is not None or hasattr(model, "peft_config")
-            loadable = bool(name) and (os.path.isdir(name) or name.count("/") == 1)
-            if args.beta != 0.0 and not uses_adapter and not loadable:
-                raise ValueError(
-                    "`beta != 0` needs a reference model, which TRL reloads from `model.config._name_or_path`, but "
-                    "this model was built in memory. Save it first (`model.save_pretrained(path)`, then pass `path`), "
-                    "train a PEFT adapter (`peft_config`), or set `beta=0.0`."
-                )
+            check_reference_model(model, args.beta, kwargs.get("peft_config"))
             self._resolve_sampling_args(args, getattr(model, "generation_config", None))
         super().__init__(model, reward_funcs, args, *pargs, **kwargs)
         self.diffusion_adapter = MaskedDiffusionAdapter.from_model(

@@ -15,6 +15,8 @@ Model-backed rewards load lazily (first call), once per process, on the process'
 weights. The module-level instances (`clip_score`, `hps_v2`, ...) load the reference checkpoints from the Hub.
 """
 
+from dataclasses import dataclass, field
+
 from .. import pixel as _pixel
 from ._base import ImageReward, TextSource, clear_scorer_cache, imagenet_class_names, to_uint8_image, to_uint8_images
 from ._loading import ModelImageReward
@@ -64,6 +66,7 @@ from .weight_free import (
 
 vlm_realism = make_vlm_realism_reward()
 
+
 # The reward names the AR-GRPO recipes take in `--reward_funcs`: the weight-free pixel statistics work offline, the
 # learned scorers load their weights when first called.
 AR_GRPO_REWARD_FUNCS = {
@@ -76,8 +79,30 @@ AR_GRPO_REWARD_FUNCS = {
     "maniqa": maniqa,
 }
 
+
+@dataclass
+class ImageRewardArguments:
+    """The reward arguments of the image recipes, resolved by [`recipe_reward_funcs`]."""
+
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": f"Reward functions, weighted by `reward_weights`. Available: {sorted(AR_GRPO_REWARD_FUNCS)}. "
+            "Defaults to jpeg_incompressibility when `reward_mix` is unset."
+        },
+    )
+    reward_mix: str | None = field(
+        default=None,
+        metadata={
+            "help": "A reward mix instead of `reward_funcs`: 'ar_grpo_c2i' / 'ar_grpo_t2i' (AR-GRPO's: CLIP x5 and "
+            "HPSv2.1 x5, each with its step bonus, MANIQA x2, VLM realism x1) or a RewardMix YAML file."
+        },
+    )
+
+
 __all__ = [
     "AR_GRPO_REWARD_FUNCS",
+    "ImageRewardArguments",
     "RECIPE_MIXES",
     "recipe_reward_funcs",
     "AR_GRPO_C2I_MIX",
