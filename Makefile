@@ -44,7 +44,7 @@ $(VENV)/.installed: pyproject.toml
 	# torch and torchvision first, at the versions open_clip and TRL were tested with (a broken torchvision breaks
 	# `from trl import GRPOTrainer`).
 	$(VENV)/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(VENV)/bin/pip install -q -e ".[dev,image,e2b,eval,web]"
+	$(VENV)/bin/pip install -q -e ".[dev,image,e2b,eval,web,deepspeed]"
 	$(PY) -c "import torchvision, playwright; from trl import GRPOTrainer; from trl_ext import CoupledGRPOTrainer"
 	touch $@
 

@@ -44,6 +44,7 @@ from transformers import AutoTokenizer, T5EncoderModel
 from trl import ModelConfig, ScriptArguments, TrlParser, get_peft_config
 
 from trl_ext.data import is_local_dataset, load_prompt_dataset
+from trl_ext.distributed import frozen_model_loading
 from trl_ext.model_card import save_training_config
 from trl_ext.models.llamagen import LlamaGenConfig
 from trl_ext.rewards.image import AR_GRPO_REWARD_FUNCS as REWARD_FUNCS
@@ -145,9 +146,11 @@ def main(script_args, training_args, model_args):
     if config.condition_type != "t2i":
         raise ValueError(f"{model_name} is a {config.condition_type} generator; use recipes/ar_grpo_c2i.py.")
 
-    # The T5 encoder is frozen and runs once per distinct caption per rollout.
+    # The T5 encoder is frozen and runs once per distinct caption per rollout; under ZeRO-3 each process keeps it
+    # whole (only the policy is partitioned).
     tokenizer = AutoTokenizer.from_pretrained(text_encoder_name)
-    text_encoder = T5EncoderModel.from_pretrained(text_encoder_name, dtype=dtype if dtype != "auto" else None)
+    with frozen_model_loading():
+        text_encoder = T5EncoderModel.from_pretrained(text_encoder_name, dtype=dtype if dtype != "auto" else None)
 
     trainer = ARImageGRPOTrainer(
         model=model_name,

@@ -44,6 +44,7 @@ from trl_ext import CoupledGRPOConfig, CoupledGRPOTrainer
 from trl_ext.data import is_local_dataset, load_prompt_dataset
 from trl_ext.model_card import save_training_config
 from trl_ext.models import load_diffusion_tokenizer
+from trl_ext.rewards.naming import named_reward
 from trl_ext.testing import (
     make_tiny_dream_lm,
     make_tiny_llada_lm,
@@ -100,7 +101,8 @@ def main(script_args, training_args, model_args):
     unknown = [name for name in script_args.reward_funcs if name not in REWARD_FUNCS]
     if unknown:
         raise ValueError(f"Unknown `reward_funcs` {unknown}; available: {sorted(REWARD_FUNCS)}.")
-    reward_funcs = [REWARD_FUNCS[name] for name in script_args.reward_funcs]
+    # Logged under the YAML's names (`rewards/code_pass_rate/mean`, ...), not the functions' own.
+    reward_funcs = [named_reward(REWARD_FUNCS[name], name) for name in script_args.reward_funcs]
 
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     training_args.model_init_kwargs = {

@@ -1,5 +1,6 @@
 """Real 2-process CPU runs (gloo): DDP must synchronise the gradients of the diffusion estimate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -51,11 +52,18 @@ def test_recipe_runs_under_accelerate_launch(tmp_path):
         sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
         "recipes/coupled_grpo.py", "--config", "recipes/configs/coupled_grpo_tiny.yaml",
         "--output_dir", str(tmp_path), "--max_steps", "20", "--logging_steps", "5", "--report_to", "tensorboard",
+        "--save_strategy", "steps", "--save_steps", "20",
     ]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
+    # Every logging step has each reward, under the YAML's `reward_funcs` names.
+    history = json.loads((tmp_path / "checkpoint-20" / "trainer_state.json").read_text())["log_history"]
+    logged = [h for h in history if "loss" in h]
+    assert [h["step"] for h in logged] == [5, 10, 15, 20]
+    for name in ("code_pass_rate", "code_format", "lowercase_fraction"):
+        assert all(f"rewards/{name}/mean" in h for h in logged), (name, logged[0].keys())
     card = (tmp_path / "README.md").read_text()
-    assert "coupled-GRPO" in card and "fraction_in_target" in card
+    assert "coupled-GRPO" in card and "| `lowercase_fraction` |" in card
     assert list((tmp_path / "runs").rglob("events.out.tfevents.*")), "tensorboard logs missing"
 
 

@@ -42,6 +42,8 @@ class ExactResumeMixin:
             "metrics": {mode: {k: list(v) for k, v in values.items()} for mode, values in self._metrics.items()},
             "generators": {name: g.get_state() for name, g in self._private_generators().items()},
             "rewards": {name: func.state_dict() for name, func in self._stateful_rewards().items()},
+            # the rewards a logging window without a generation reports (RunGuardsMixin.log)
+            "last_reward_metrics": getattr(self, "_last_reward_metrics", None),
         }
 
     def _state_path(self, folder: str) -> str:
@@ -76,6 +78,7 @@ class ExactResumeMixin:
         for mode, values in state["metrics"].items():
             self._metrics[mode].clear()
             self._metrics[mode].update(values)
+        self._last_reward_metrics = state.get("last_reward_metrics")
         for name, generator in self._private_generators().items():
             generator.set_state(state["generators"][name].cpu())  # a generator's state is a CPU byte tensor
         for name, func in self._stateful_rewards().items():

@@ -119,8 +119,32 @@ def check_reference_model(model, beta: float, peft_config=None) -> None:
         )
 
 
+_REWARD_METRICS = ("reward", "reward_std", "frac_reward_zero_std")
+
+
+def _is_reward_metric(key: str) -> bool:
+    return key in _REWARD_METRICS or key.startswith("rewards/")
+
+
 class RunGuardsMixin:
-    """Stops a run whose rewards all failed for a whole step, instead of training on zero gradients."""
+    """
+    Stops a run whose rewards all failed for a whole step, instead of training on zero gradients; and logs the
+    rewards at every logging step.
+
+    TRL records rewards when it generates, so with `num_iterations > 1` (or `steps_per_generation` above the
+    gradient accumulation) a logging window without a generation has no reward at all: the reward curve skips steps.
+    Such a window logs the rewards of the rollouts it trained on, i.e. of the last generation.
+    """
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        if self.model.training and "reward" not in logs:
+            if metrics.get("reward"):
+                self._last_reward_metrics = {k: list(v) for k, v in metrics.items() if _is_reward_metric(k)}
+            elif getattr(self, "_last_reward_metrics", None) and "loss" in logs:
+                for key, values in self._last_reward_metrics.items():
+                    metrics[key] = list(values)
+        super().log(logs, start_time)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

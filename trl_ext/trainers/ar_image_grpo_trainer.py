@@ -15,6 +15,7 @@ from transformers.integrations import TensorBoardCallback
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
+from ..distributed import frozen_model_loading, materialize_frozen
 from ..generation.image_tokens import ImageTokenSampler
 from ..model_card import write_model_card
 from ..models.llamagen import (
@@ -160,7 +161,9 @@ class ARImageGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
         if vq_model is None:
             raise ValueError("`vq_model` is required: the image tokenizer that decodes the generated tokens.")
         if isinstance(vq_model, str):
-            vq_model = JanusVQVAE.from_pretrained(vq_model)
+            with frozen_model_loading():  # every process keeps the whole decoder, never a ZeRO-3 partition
+                vq_model = JanusVQVAE.from_pretrained(vq_model)
+        vq_model, text_encoder = materialize_frozen(vq_model), materialize_frozen(text_encoder)
         self.image_size = check_image_tokenizer(vq_model, config.vocab_size, config.grid_size, args.image_size)
         self._check_dataset(train_dataset, config, text_encoder, "train_dataset")
         evals = eval_dataset.items() if isinstance(eval_dataset, dict) else [("eval_dataset", eval_dataset)]

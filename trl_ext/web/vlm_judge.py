@@ -172,7 +172,10 @@ class TransformersVLMBackend:
             model_kwargs = {"dtype": "auto", **(model_kwargs or {})}
             if processor is None:
                 processor = AutoProcessor.from_pretrained(model)
-            loaded = AutoModelForImageTextToText.from_pretrained(model, **model_kwargs)
+            from ..distributed import frozen_model_loading
+
+            with frozen_model_loading():  # the judge is frozen: whole on every process, never a ZeRO-3 partition
+                loaded = AutoModelForImageTextToText.from_pretrained(model, **model_kwargs)
             if "device_map" not in model_kwargs:
                 loaded = loaded.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
             model = loaded

@@ -212,7 +212,10 @@ def load_transformers_clip(model: str, processor: str | None = None, revision: s
     """Load a transformers CLIP model (`AutoModel`) and its processor (`AutoProcessor`, from `processor` if given)."""
     from transformers import AutoModel, AutoProcessor
 
-    loaded = AutoModel.from_pretrained(model, revision=revision)
+    from ...distributed import frozen_model_loading
+
+    with frozen_model_loading():  # a frozen scorer: whole on every process, never a ZeRO-3 partition
+        loaded = AutoModel.from_pretrained(model, revision=revision)
     return TransformersClipBackbone(loaded, AutoProcessor.from_pretrained(processor or model))
 
 

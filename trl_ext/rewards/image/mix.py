@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..naming import named_reward
 from ._base import ImageReward, log_mean
 
 # AR-GRPO's `discrete_reward_map(score, [0, 0.3, 0.6, 1], [-1, 0.5, 1, 1.5])`: below 0 -> -1, [0, 0.3) -> 0.5,
@@ -352,7 +353,7 @@ def recipe_reward_funcs(
             f"Unknown `reward_funcs` {unknown}; available: {sorted(available)}. For AR-GRPO's paper mix use "
             f"`reward_mix: {sorted(RECIPE_MIXES)[0]}` (or a mix YAML)."
         )
-    return [available[name] for name in names]
+    return [named_reward(available[name], name) for name in names]  # logged under the names the config uses
 
 
 __all__ = [
