@@ -29,6 +29,7 @@ from trl_ext.model_card import (
     TRAINING_CONFIG_NAME,
     add_eval_report_to_card,
     extract_quickstart,
+    install_command,
     metadata_errors,
     render_model_card,
     save_training_config,
@@ -101,11 +102,11 @@ def point_at_folder(snippet: str, repo_id: str, folder: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 # Finished tiny runs (module scope: each trains once, every test reads its card)
 # ----------------------------------------------------------------------------------------------------------------
-def _coupled(tmp, peft: bool):
+def _coupled(tmp, peft: bool, hub_model_id: str | None = "my-org/coupled-tiny"):
     tokenizer = make_tokenizer()
     base = save_tiny_model(make_tiny_dream_lm(tokenizer), tokenizer, tmp / "base")
     args = CoupledGRPOConfig(
-        output_dir=str(tmp / "out"), hub_model_id="my-org/coupled-tiny", max_completion_length=8,
+        output_dir=str(tmp / "out"), hub_model_id=hub_model_id, max_completion_length=8,
         num_generations=4, per_device_train_batch_size=8, reward_weights=[1.0, 0.5], diffusion_steps=4, **COMMON,
     )  # fmt: skip
     dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": "write code"}]] * 32})
@@ -514,3 +515,37 @@ def test_extract_quickstart_ignores_fences_inside_the_snippet():
     )
     snippet = extract_quickstart(card)
     assert snippet == "model_id = \"org/m\"\nsystem = \"Answer in one ```html block.\"\nprint(model_id, system)\n"
+
+
+def test_local_card_quickstart_runs_from_anywhere_and_says_how_to_install(tmp_path):
+    """Without a Hub id the card names the folder by its absolute path: the quickstart runs, unedited, from another
+    working directory. The install line points at GitHub (not PyPI) and at the checkout that trained the model."""
+    trainer = _coupled(tmp_path / "run", peft=False, hub_model_id=None)
+    text = card_text(trainer)
+    snippet = extract_quickstart(text)
+    folder = os.path.abspath(trainer.args.output_dir)
+    assert f"model_id = {json.dumps(folder)}" in snippet
+    result = run_snippets({"local": {"code": snippet, "workdir": str(tmp_path / "elsewhere")}}, tmp_path)["local"]
+    assert result["ok"], result.get("error")
+    assert result["stdout"].strip()
+    assert install_command() in text and "pip install trl_ext`" not in text
+    assert install_command(local=True) == f'pip install "{ROOT}"' and install_command(local=True) in text
+
+
+def test_install_commands_work(tmp_path):
+    """The local install line is a valid pip requirement for this checkout (pip resolves and builds it, offline);
+    the GitHub one is a valid PEP 508 direct reference with the extras."""
+    from packaging.requirements import Requirement
+
+    requirement = Requirement(install_command(["web", "image"]).split('"')[1])
+    assert requirement.name == "trl_ext" and requirement.extras == {"web", "image"}
+    assert requirement.url == "git+https://github.com/trl-ext/trl_ext"
+    local = install_command(local=True).split('"')[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index", "--no-build-isolation",
+         "--report", str(tmp_path / "report.json"), local],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [item["metadata"]["name"] for item in report["install"]] == ["trl_ext"]

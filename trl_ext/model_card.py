@@ -598,7 +598,9 @@ def render_model_card(
     base_model, base_is_hub = _base_model(trainer)
     args = trainer.args
     model_name = model_name or os.path.basename(os.path.normpath(args.output_dir))
-    hub_model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or model_name
+    # The Hub id when the run pushes (or names one); otherwise the folder's absolute path, so that the quickstart runs
+    # from any working directory on this machine.
+    hub_model_id = getattr(trainer, "hub_model_id", None) or args.hub_model_id or os.path.abspath(args.output_dir)
     paper = getattr(trainer, "_paper", None) or {}
     tags = [tags] if isinstance(tags, str) else list(tags or [])
     tags = list(dict.fromkeys([*getattr(trainer, "_tag_names", []), *tags]))
@@ -684,6 +686,7 @@ def render_model_card(
         training_config_md=_training_config_markdown(training_config, reproduce),
         eval_section=eval_section(report),
         wandb_url=wandb_url,
+        install_md=install_markdown(extra.pop("install_extras", ())),
         trl_ext_version=package_version("trl_ext"),
         trl_version=package_version("trl"),
         transformers_version=package_version("transformers"),
@@ -691,6 +694,49 @@ def render_model_card(
     )
     context.update(extra)
     return ModelCard.from_template(card_data, template_path=str(template_path), **context)
+
+
+PROJECT_URL = "https://github.com/trl-ext/trl_ext"
+
+
+def _source_checkout() -> tuple[str | None, str | None]:
+    """The source folder trl_ext is installed from (an editable install or a clone) and its git revision, if any."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "pyproject.toml")):
+        return None, None
+    try:
+        revision = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = ""
+    return root, revision or None
+
+
+def install_command(extras: tuple[str, ...] | list[str] = (), local: bool = False) -> str:
+    """
+    The `pip` line that installs trl_ext (it is not on PyPI): from GitHub, or with `local=True` from the source
+    folder this copy of trl_ext runs from (`None`-free: falls back to GitHub when it is not a source checkout).
+    """
+    spec = f"trl_ext[{','.join(extras)}]" if extras else "trl_ext"
+    root, _ = _source_checkout()
+    if local and root:
+        return f'pip install "{root}{spec[len("trl_ext") :]}"'
+    return f'pip install "{spec} @ git+{PROJECT_URL}"'
+
+
+def install_markdown(extras: tuple[str, ...] | list[str] = ()) -> str:
+    """The card's install line: GitHub, plus the source checkout (and revision) of the run that wrote it."""
+    line = f"Install trl_ext (it is not on PyPI): `{install_command(extras)}`"
+    root, revision = _source_checkout()
+    if root:
+        at = f" (trained at revision `{revision}`)" if revision else ""
+        line += (
+            f", or on the machine that trained this model, from its checkout{at}: `{install_command(extras, True)}`"
+        )
+    return line + "."
 
 
 def write_model_card(trainer, template: str, **kwargs) -> ModelCard | None:

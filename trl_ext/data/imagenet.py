@@ -67,7 +67,7 @@ def imagenet_class_names(style: str = "lemmas") -> list[str]:
         except ImportError as error:
             raise ImportError(
                 "names='lemmas' reads timm's ImageNet metadata: `pip install timm` (it comes with open_clip_torch, "
-                "`pip install trl_ext[image]`), or use names='torchvision'."
+                "the `image` extra: `pip install 'trl_ext[image] @ git+https://github.com/trl-ext/trl_ext'`), or use names='torchvision'."
             ) from error
         info = ImageNetInfo()
         names = [info.index_to_description(i) for i in range(info.num_classes())]
@@ -79,7 +79,9 @@ def imagenet_class_names(style: str = "lemmas") -> list[str]:
         try:
             from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
         except ImportError as error:
-            raise ImportError("names='clean' needs open_clip: `pip install trl_ext[image]`.") from error
+            raise ImportError(
+                "names='clean' needs open_clip: the `image` extra: `pip install 'trl_ext[image] @ git+https://github.com/trl-ext/trl_ext'`."
+            ) from error
         names = list(IMAGENET_CLASSNAMES)
     else:
         raise ValueError(f"`names` must be one of {list(NAME_STYLES)}, got {style!r}.")
