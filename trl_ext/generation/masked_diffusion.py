@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.diffusion_lm import MaskedDiffusionAdapter, _unwrap
+from ..models.diffusion_lm import MaskedDiffusionAdapter, _backbone_and_head, _unwrap
 
 ALGORITHMS = ("origin", "maskgit_plus", "topk_margin", "entropy")
+KV_CACHE_MODES = (None, "prefix", "dual")
 
 
 @dataclass
@@ -50,6 +51,9 @@ class MaskedDiffusionSamplerOutput:
             Fraction of revealed tokens that were among the leftmost masked positions when revealed.
         num_forwards (`int`):
             Number of model forward passes.
+        cache_hit_fraction (`float`):
+            Fraction of the sequence positions of all forwards whose keys and values came from the KV cache instead
+            of being computed (0 without `kv_cache`).
     """
 
     completion_ids: torch.LongTensor
@@ -57,6 +61,7 @@ class MaskedDiffusionSamplerOutput:
     reveal_step: torch.LongTensor
     ar_ness: torch.FloatTensor
     num_forwards: int
+    cache_hit_fraction: float = 0.0
 
     @property
     def tokens_per_forward(self) -> float:
@@ -123,6 +128,20 @@ class MaskedDiffusionSampler:
         suppress_token_ids (`list[int]`, *optional*):
             Ids never proposed for a masked position, in addition to the mask token (which is always excluded: a
             "revealed" mask token would leave its position masked forever).
+        threshold_factor (`float`, *optional*):
+            Fast-dLLM's factor rule for parallel decoding: reveal the `n` most confident tokens of a row for the
+            largest `n` with `(n + 1) * (1 - c_n) < threshold_factor`, `c_n` the `n`-th highest sampled-token
+            probability (at least one per step). Exclusive with `confidence_threshold`.
+        kv_cache (`str`, *optional*):
+            Fast-dLLM's approximate KV cache. `"prefix"`: the keys and values of everything before the current block
+            (the prompt and the finished blocks) are computed once per block and reused while the block is refined;
+            `"dual"`: those of the masked suffix after the block too, so a step runs only the block's tokens.
+            Without `block_length` the block is the whole completion (only the prompt is cached). Needs a model with
+            a native backbone that takes an HF `Cache` (trl_ext's Dream and LLaDA classes).
+        cache_refresh (`int`, *optional*):
+            Recompute the cache with a full forward every `cache_refresh` steps inside a block (besides each block's
+            first step). `1` makes the cached sampler equal the uncached one token for token; larger is faster and
+            more approximate. Defaults to once per block.
 
     Every forward reveals at least one token (the mask token is never proposed, and the last step of each schedule
     reveals what remains), so a call makes at most `max(steps, max_new_tokens)` forwards; a loop that ever exceeded
@@ -161,6 +180,9 @@ class MaskedDiffusionSampler:
         eos_token_ids: list[int] | None = None,
         pad_token_id: int | None = None,
         suppress_token_ids: list[int] | None = None,
+        threshold_factor: float | None = None,
+        kv_cache: str | None = None,
+        cache_refresh: int | None = None,
     ):
         steps = max_new_tokens if steps is None else steps
         if max_new_tokens < 1:
@@ -181,15 +203,27 @@ class MaskedDiffusionSampler:
             if block_length < 1 or max_new_tokens % block_length:
                 raise ValueError(f"`block_length` ({block_length}) must divide `max_new_tokens` ({max_new_tokens}).")
             num_blocks = max_new_tokens // block_length
-            if confidence_threshold is None and steps % num_blocks:
+            if confidence_threshold is None and threshold_factor is None and steps % num_blocks:
                 raise ValueError(
                     f"`steps` ({steps}) must be a multiple of the number of blocks ({num_blocks} = "
                     f"{max_new_tokens} / {block_length})."
                 )
         if confidence_threshold is not None and not 0 < confidence_threshold <= 1:
             raise ValueError(f"`confidence_threshold` must be in (0, 1], got {confidence_threshold}.")
-        if alg == "origin" and (block_length is not None or confidence_threshold is not None):
+        if threshold_factor is not None:
+            if not threshold_factor > 0:
+                raise ValueError(f"`threshold_factor` must be > 0, got {threshold_factor}.")
+            if confidence_threshold is not None:
+                raise ValueError("Set `confidence_threshold` or `threshold_factor`, not both: each picks the tokens.")
+        parallel = confidence_threshold is not None or threshold_factor is not None
+        if alg == "origin" and (block_length is not None or parallel):
             raise ValueError("`alg='origin'` reveals at random and only supports whole-canvas decoding.")
+        if kv_cache not in KV_CACHE_MODES:
+            raise ValueError(f"`kv_cache` must be one of {KV_CACHE_MODES}, got {kv_cache!r}.")
+        if cache_refresh is not None and (not isinstance(cache_refresh, int) or cache_refresh < 1):
+            raise ValueError(f"`cache_refresh` must be an integer >= 1 (steps between refreshes), got {cache_refresh}.")
+        if kv_cache is not None and alg == "origin":
+            raise ValueError("`kv_cache` needs a confidence-ordered `alg` (not 'origin').")
         self.adapter = adapter
         self.max_new_tokens = max_new_tokens
         self.steps = steps
@@ -201,6 +235,9 @@ class MaskedDiffusionSampler:
         self.eps = eps
         self.block_length = block_length
         self.confidence_threshold = confidence_threshold
+        self.threshold_factor = threshold_factor
+        self.kv_cache = kv_cache
+        self.cache_refresh = cache_refresh
         self.eos_token_ids = list(eos_token_ids or [])
         self.pad_token_id = pad_token_id if pad_token_id is not None else (self.eos_token_ids or [0])[0]
         self.suppress_token_ids = sorted({adapter.mask_token_id, *(suppress_token_ids or [])})
@@ -343,9 +380,17 @@ class MaskedDiffusionSampler:
         max_forwards = max(self.steps, length)
         suppressed = None  # the suppressed ids as an index tensor, once the vocabulary size is known
 
+        if self.kv_cache is not None:
+            self._check_cache_support(model)
+        computed = total = 0  # sequence positions run through the model / in all forwards (cache hit fraction)
         for block in range(num_blocks):
             in_block = (positions >= block * block_size) & (positions < (block + 1) * block_size)
             block_step = 0
+            window = None
+            if self.kv_cache is not None:
+                window = _CachedWindow(
+                    self, attention_mask, prompt_len, block * block_size, (block + 1) * block_size, length
+                )
             while True:
                 masked = (completion == mask_id) & ~done[:, None]
                 region = masked & in_block
@@ -363,10 +408,17 @@ class MaskedDiffusionSampler:
                         f"positions (bound: max(steps, max_new_tokens) = {max_forwards}). This is a bug: please report "
                         "it with the sampler's settings."
                     )
-                logits = self.adapter.completion_logits(model, canvas, attention_mask, length)
+                if window is None:
+                    logits = self.adapter.completion_logits(model, canvas, attention_mask, length)
+                    region_logits = logits[region]
+                    computed += canvas.size(1)
+                else:
+                    logits = window.logits(model, canvas)
+                    region_logits = logits[region[:, window.start : window.end]]
+                    computed += window.computed
                 if suppressed is None:
                     suppressed = self._suppressed_index(logits.size(-1), device)
-                tokens, confidence, token_prob = self._propose(logits[region], generator, suppressed)
+                tokens, confidence, token_prob = self._propose(region_logits, generator, suppressed)
                 if self.alg == "origin":
                     last = block_step >= self.steps - 1
                     p_reveal = 1.0 if last else float(1 - grid[block_step + 1] / grid[block_step])
@@ -382,6 +434,11 @@ class MaskedDiffusionSampler:
                         counts = torch.ones(batch, dtype=torch.long, device=device)
                         reveal = self._select(full_conf, counts, generator)
                         reveal |= region & (full_prob > self.confidence_threshold)
+                    elif self.threshold_factor is not None:
+                        full_prob = torch.full(region.shape, float("-inf"), device=device)
+                        full_prob[region] = token_prob
+                        counts = factor_rule_counts(full_prob, self.threshold_factor)
+                        reveal = self._select_plain(full_prob, counts)
                     else:
                         counts = torch.minimum(region.sum(-1), torch.tensor(count, device=device))
                         reveal = self._select(full_conf, counts, generator)
@@ -394,6 +451,7 @@ class MaskedDiffusionSampler:
                 ar_hits += (reveal & (masked_rank < n_revealed)).sum(-1)
                 completion[reveal] = proposal[reveal]
                 reveal_step[reveal] = step
+                total += canvas.size(1)
                 step += 1
                 block_step += 1
                 if eos.numel():
@@ -408,7 +466,106 @@ class MaskedDiffusionSampler:
             reveal_step=reveal_step,
             ar_ness=ar_hits / revealed,
             num_forwards=step,
+            cache_hit_fraction=1.0 - computed / total if total else 0.0,
         )
+
+    def _check_cache_support(self, model) -> None:
+        backbone, _ = _backbone_and_head(model)
+        if backbone is None or not (self.adapter.native and self.adapter.pass_attention_mask):
+            raise ValueError(
+                f"`kv_cache={self.kv_cache!r}` needs a model whose backbone takes an HF `Cache` with a 2-D padding mask "
+                f"(trl_ext's native Dream/DiffuCoder and LLaDA classes), got {type(_unwrap(model)).__name__}. Load "
+                "the checkpoint without `trust_remote_code` (trl_ext registers the native classes) or set "
+                "`kv_cache=None`."
+            )
+
+    @staticmethod
+    def _select_plain(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The `counts[b]` highest `scores` of each row (-inf = not eligible)."""
+        ranks = scores.argsort(dim=-1, descending=True).argsort(dim=-1)
+        return (ranks < counts[:, None]) & torch.isfinite(scores)
+
+
+def factor_rule_counts(token_prob: torch.Tensor, factor: float) -> torch.LongTensor:
+    """
+    Fast-dLLM's factor rule: per row of `token_prob` `(B, C)` (-inf where not eligible), the largest `n` such that
+    `(n + 1) * (1 - c_n) < factor`, `c_n` the row's `n`-th highest probability; at least 1 and at most the number of
+    eligible positions. As `c_n` falls with `n`, the condition holds for a prefix of `n = 1, 2, ...`.
+    """
+    eligible = torch.isfinite(token_prob).sum(-1)
+    ordered = token_prob.sort(dim=-1, descending=True).values
+    n = torch.arange(1, token_prob.size(-1) + 1, device=token_prob.device, dtype=ordered.dtype)
+    holds = ((n + 1) * (1 - ordered) < factor) & torch.isfinite(ordered)
+    counts = holds.long().cumprod(-1).sum(-1)
+    return torch.minimum(counts.clamp(min=1), eligible.clamp(min=1))
+
+
+class _CachedWindow:
+    """
+    Fast-dLLM's approximate KV cache for one block. At a refresh (the block's first step, then every `cache_refresh`
+    steps) the whole canvas runs once and the keys/values of the positions outside the window are kept; the other
+    steps run only the window (the block and, for `"prefix"`, everything after it) against them. With a logit shift
+    (Dream) the window starts one position early, since the logit at `i - 1` scores token `i`.
+
+    The cache's key order is `[outside..., window...]`; attention is bidirectional and the keys carry their rotary
+    positions, so only the padding mask has to follow the same order.
+    """
+
+    def __init__(self, sampler, attention_mask, prompt_len: int, start: int, end: int, length: int):
+        self.sampler, self.start, self.end, self.length = sampler, start, end, length
+        total = attention_mask.size(1)
+        shift = 1 if sampler.adapter.shift_logits else 0
+        self.q_start = prompt_len + start - shift
+        self.q_end = prompt_len + end if sampler.kv_cache == "dual" else total
+        device = attention_mask.device
+        self.outside = torch.cat(
+            [torch.arange(0, self.q_start, device=device), torch.arange(self.q_end, total, device=device)]
+        )
+        self.attention_mask = attention_mask
+        self.position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.window_mask = torch.cat(
+            [attention_mask[:, self.outside], attention_mask[:, self.q_start : self.q_end]], dim=1
+        )
+        self.cache = None
+        self.since_refresh = 0
+        self.computed = total
+
+    def logits(self, model, canvas: torch.Tensor) -> torch.Tensor:
+        """Logits scoring the block's tokens, `(B, end - start, V)`."""
+        from transformers import DynamicCache
+
+        backbone, head = _backbone_and_head(model)
+        refresh = self.sampler.cache_refresh
+        if self.cache is None or (refresh is not None and self.since_refresh >= refresh):
+            # The full forward of the uncached sampler (same inputs, same head rows), keeping the keys and values.
+            cache = DynamicCache()
+            hidden = backbone(
+                input_ids=canvas,
+                attention_mask=self.attention_mask,
+                position_ids=self.position_ids,
+                cache=cache,
+                use_cache=True,
+            ).last_hidden_state
+            keep = self.length + 1 if self.sampler.adapter.shift_logits else self.length
+            logits = head(hidden[:, -keep:])
+            logits = logits[:, :-1] if self.sampler.adapter.shift_logits else logits
+            for layer in cache.layers:
+                layer.keys = layer.keys[:, :, self.outside]
+                layer.values = layer.values[:, :, self.outside]
+            self.cache, self.since_refresh, self.computed = cache, 1, canvas.size(1)
+            return logits[:, self.start : self.end]
+        window = self.q_end - self.q_start
+        hidden = backbone(
+            input_ids=canvas[:, self.q_start : self.q_end],
+            attention_mask=self.window_mask,
+            position_ids=self.position_ids[:, self.q_start : self.q_end],
+            cache=self.cache,
+            use_cache=True,
+        ).last_hidden_state
+        self.cache.crop(-window)  # drop the window's keys again: the next step recomputes them
+        self.since_refresh += 1
+        self.computed = window
+        return head(hidden[:, : self.end - self.start])
 
 
 def sampling_defaults(generation_config) -> dict:
@@ -457,6 +614,7 @@ def _mask_through_first_eos(completion: torch.Tensor, eos: torch.Tensor) -> torc
 
 __all__ = [
     "ALGORITHMS",
+    "KV_CACHE_MODES",
     "MaskedDiffusionSampler",
     "MaskedDiffusionSamplerOutput",
     "block_transfer_schedule",
