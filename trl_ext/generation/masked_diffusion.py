@@ -580,7 +580,10 @@ def sampling_defaults(generation_config) -> dict:
 
     plain = GenerationConfig()
     options = {}
-    for key in ("steps", "alg", "alg_temp", "eps", "block_length", "confidence_threshold"):
+    for key in (
+        "steps", "alg", "alg_temp", "eps", "block_length", "confidence_threshold", "threshold_factor", "kv_cache",
+        "cache_refresh",
+    ):  # fmt: skip
         value = getattr(generation_config, key, None)
         if value is not None:
             options[key] = value

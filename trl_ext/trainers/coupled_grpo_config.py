@@ -58,6 +58,16 @@ class CoupledGRPOConfig(GRPOConfig):
             Decode semi-autoregressively (LLaDA/d1) in blocks of this many tokens; `None` decodes the whole canvas.
         confidence_threshold (`float`, *optional*):
             Fast-dLLM parallel decoding: reveal every token whose probability exceeds this threshold.
+        threshold_factor (`float`, *optional*):
+            Fast-dLLM's factor rule instead: reveal the `n` most confident tokens for the largest `n` with
+            `(n + 1) * (1 - c_n) < threshold_factor`. Exclusive with `confidence_threshold`.
+        kv_cache (`str`, *optional*):
+            Fast-dLLM's approximate KV cache for rollouts: `"prefix"` (prompt and finished blocks) or `"dual"` (the
+            masked suffix too). The likelihoods are always recomputed without a cache, so a cache changes only which
+            completions are drawn. Needs trl_ext's native Dream/LLaDA classes.
+        cache_refresh (`int`, *optional*):
+            Recompute the KV cache every this many steps inside a block (`1`: exact, as without a cache); by default
+            once per block.
 
     > Parameters that control the likelihood estimate
 
@@ -83,7 +93,10 @@ class CoupledGRPOConfig(GRPOConfig):
     # Diffusion model
     diffusion_type: str = field(
         default="auto",
-        metadata={"help": "'dream' (shifted logits), 'llada' (unshifted) or 'auto'.", "choices": ["auto", "dream", "llada"]},
+        metadata={
+            "help": "'dream' (shifted logits), 'llada' (unshifted) or 'auto'.",
+            "choices": ["auto", "dream", "llada"],
+        },
     )
     mask_token_id: int | None = field(
         default=None, metadata={"help": "Mask token id; defaults to the tokenizer's, then the model config's."}
@@ -113,6 +126,27 @@ class CoupledGRPOConfig(GRPOConfig):
     )
     confidence_threshold: float | None = field(
         default=None, metadata={"help": "Reveal every token whose probability exceeds this (Fast-dLLM)."}
+    )
+    threshold_factor: float | None = field(
+        default=None,
+        metadata={
+            "help": "Fast-dLLM's factor rule: reveal the n most confident tokens for the largest n with "
+            "(n + 1) * (1 - c_n) < threshold_factor. Exclusive with confidence_threshold."
+        },
+    )
+    kv_cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Approximate KV cache for rollouts (Fast-dLLM): 'prefix' (prompt and finished blocks) or 'dual' "
+            "(the masked suffix too). Likelihoods are always computed without it.",
+            "choices": ["prefix", "dual"],
+        },
+    )
+    cache_refresh: int | None = field(
+        default=None,
+        metadata={
+            "help": "Refresh the KV cache every this many steps within a block (1 = exact); default once per block."
+        },
     )
 
     # Likelihood estimate
@@ -175,9 +209,7 @@ class CoupledGRPOConfig(GRPOConfig):
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"`top_p` must be in (0, 1], got {self.top_p}.")
         if self.likelihood_estimator not in ESTIMATORS:
-            raise ValueError(
-                f"`likelihood_estimator` must be one of {ESTIMATORS}, got {self.likelihood_estimator!r}."
-            )
+            raise ValueError(f"`likelihood_estimator` must be one of {ESTIMATORS}, got {self.likelihood_estimator!r}.")
         if not 0 < self.mask_t_min <= self.mask_t_max < 1:
             raise ValueError(
                 "The mask ratio range must lie inside (0, 1) with mask_t_min <= mask_t_max, got "
@@ -193,6 +225,23 @@ class CoupledGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"`confidence_threshold` must be in (0, 1] (a token probability), got {self.confidence_threshold}."
             )
+        if self.threshold_factor is not None:
+            if not self.threshold_factor > 0:
+                raise ValueError(f"`threshold_factor` must be > 0, got {self.threshold_factor}.")
+            if self.confidence_threshold is not None:
+                raise ValueError(
+                    "Set `confidence_threshold` or `threshold_factor`, not both: each decides how many tokens a step "
+                    "reveals."
+                )
+        if self.kv_cache not in (None, "prefix", "dual"):
+            raise ValueError(f"`kv_cache` must be 'prefix', 'dual' or None, got {self.kv_cache!r}.")
+        if self.cache_refresh is not None:
+            if self.kv_cache is None:
+                raise ValueError("`cache_refresh` is set but `kv_cache` is not: set `kv_cache: prefix` (or dual).")
+            if not isinstance(self.cache_refresh, int) or self.cache_refresh < 1:
+                raise ValueError(f"`cache_refresh` must be an integer >= 1 (steps), got {self.cache_refresh!r}.")
+        if self.kv_cache is not None and self.diffusion_alg == "origin":
+            raise ValueError("`kv_cache` needs a confidence-ordered `diffusion_alg` (not 'origin').")
         if self.block_length is not None and (
             self.block_length < 1
             or (self.max_completion_length is not None and self.max_completion_length % self.block_length)

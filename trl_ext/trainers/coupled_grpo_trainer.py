@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import torch
 from accelerate.utils import gather
@@ -120,6 +121,9 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             eps=args.diffusion_eps,
             block_length=args.block_length,
             confidence_threshold=args.confidence_threshold,
+            threshold_factor=args.threshold_factor,
+            kv_cache=args.kv_cache,
+            cache_refresh=args.cache_refresh,
             eos_token_ids=self.eos_token_ids,
             pad_token_id=self._tokenizer.pad_token_id,
         )
@@ -172,6 +176,9 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             "top_k": sampler.top_k,
             "block_length": sampler.block_length,
             "confidence_threshold": sampler.confidence_threshold,
+            "threshold_factor": sampler.threshold_factor,
+            "kv_cache": sampler.kv_cache,
+            "cache_refresh": sampler.cache_refresh,
             "max_new_tokens": sampler.max_new_tokens,
             "mask_token_id": self.diffusion_adapter.mask_token_id,
             "eos_token_id": list(self.eos_token_ids),
@@ -192,16 +199,29 @@ class CoupledGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
         prompts = [torch.tensor(ids) for ids in prompt_ids]
         padded = pad(prompts, padding_value=self._tokenizer.pad_token_id, padding_side="left").to(device)
         mask = pad([torch.ones_like(t) for t in prompts], padding_value=0, padding_side="left").to(device)
+        started = time.perf_counter()
         with rollout_model(self, "diffusion.sample") as unwrapped_model:
             out = self.sampler.sample(unwrapped_model, padded, mask, generator=self._sample_generator)
+        seconds = time.perf_counter() - started
         self._rollout_canvas = out.completion_ids
         stats = torch.tensor(
-            [out.ar_ness.mean().item(), out.tokens_per_forward, float(out.num_forwards)], device=device
+            [
+                out.ar_ness.mean().item(),
+                out.tokens_per_forward,
+                float(out.num_forwards),
+                out.cache_hit_fraction,
+                seconds,
+                float(out.completion_mask.sum()) / max(seconds, 1e-9),
+            ],
+            device=device,
         )
         stats = gather(stats[None]).mean(0).tolist()
         self._metrics[mode]["diffusion/ar_ness"].append(stats[0])
         self._metrics[mode]["diffusion/tokens_per_forward"].append(stats[1])
         self._metrics[mode]["diffusion/num_forwards"].append(stats[2])
+        self._metrics[mode]["diffusion/cache_hit_fraction"].append(stats[3])
+        self._metrics[mode]["diffusion/rollout_seconds"].append(stats[4])
+        self._metrics[mode]["diffusion/tokens_per_second"].append(stats[5])
         completion_ids = [
             ids[m.bool()].tolist() for ids, m in zip(out.completion_ids.cpu(), out.completion_mask.cpu(), strict=True)
         ]
