@@ -31,6 +31,14 @@ _STOPWORDS = frozenset(
     including simple modern clean nice beautiful using html code single file section sections style styled
     """.split()
 )
+# The commonest English function words: a fifth to two fifths of the words of English prose.
+_FUNCTION_WORDS = frozenset(
+    """
+    the of and to a in is it that for on with as was be by this are or from at an not but have has had which can
+    you your we our its their they he she his her will if all one more also into than other when there these so
+    would been were do does no out up about who what how then them may must should such each only any some
+    """.split()
+)
 _GAME_WORDS = ("game", "snake", "tetris", "pong", "maze", "arcade", "player", "puzzle", "2048", "breakout")
 
 
@@ -43,10 +51,36 @@ def text_substance(text: str, instruction: str, words: int = 12) -> float:
     """
     How much real content `text` holds beyond the instruction, in [0, 1]: its distinct content words that the
     instruction does not contain (an echo of the prompt has none), `words` of them for full marks, times its variety
-    (how well it compresses: a sentence repeated 300 times compresses to almost nothing).
+    (how well it compresses: a sentence repeated 300 times compresses to almost nothing) and its naturalness (random
+    letters or words are not prose: see [`text_naturalness`]).
     """
     novel = instruction_keywords(text) - instruction_keywords(instruction)
-    return min(1.0, len(novel) / words) * text_variety(text)
+    return min(1.0, len(novel) / words) * text_variety(text) * text_naturalness(text)
+
+
+def text_naturalness(text: str, min_letters: int = 200, min_words: int = 150) -> float:
+    """
+    1 for prose in a natural language, falling to 0 for random letters or random words. Two measures:
+
+    - the share of vowels (a, e, i, o, u) among its Latin letters: 0.35 to 0.5 in English, French, German or Spanish
+      prose, 0.19 in letters drawn at random (5 of 26); not judged under `min_letters` letters (short labels, other
+      scripts);
+    - the share of its words that are English function words (the, of, and, to, ...): 0.2 to 0.4 in English prose
+      and documentation, a few percent in words drawn at random from a vocabulary; not judged under `min_words`
+      words (labels, a game's score line). English-centric, like the instruction keywords: a long page in another
+      language counts as half natural.
+    """
+    lowered = text.lower()
+    letters = [ch for ch in lowered if "a" <= ch <= "z"]
+    score = 1.0
+    if len(letters) >= min_letters:
+        vowels = sum(ch in "aeiou" for ch in letters) / len(letters)
+        score *= _band(vowels, 0.28, 0.55, 0.08)
+    words = re.findall(r"[a-z]+", lowered)
+    if len(words) >= min_words:
+        share = sum(word in _FUNCTION_WORDS for word in words) / len(words)
+        score *= _band(share, 0.12, 1.0, 0.1)
+    return score
 
 
 def text_variety(text: str) -> float:
@@ -157,8 +191,10 @@ class DesignJudge(PageJudge):
         m: dict[str, Any] = render.metrics or {}
         pixels = screenshot_statistics(render.screenshot)
         text_chars = m.get("text_chars", 0)
-        # Media, or a drawing without text (a CSS illustration; large text alone must not pass for a picture).
-        has_media = m.get("images", 0) > 0 or (text_chars < 5 and pixels["content_fraction"] >= 0.05)
+        # Media, or a drawing: three or more painted boxes in three or more fills (the faces of a CSS cube, bars), or
+        # detail in the screenshot without text (large text alone must not pass for a picture).
+        drawn = m.get("painted_boxes", 0) >= 3 and m.get("painted_colors", 0) >= 3
+        has_media = m.get("images", 0) > 0 or drawn or (text_chars < 5 and pixels["content_fraction"] >= 0.05)
         empty = (text_chars < 5 and not has_media) or pixels["blank"] == 1.0
 
         keywords = instruction_keywords(instruction)
@@ -178,6 +214,17 @@ class DesignJudge(PageJudge):
         horizontal_scroll = m.get("scroll_width", width) > width + 2
         mobile = m.get("mobile")
         errors = len(render.console_errors) + len(render.failed_requests)
+        checked = m.get("style_checked_chars", 0)
+        if checked:  # the share of the text the author styled (not in the browser's initial typeface and colours)
+            styling = 1.0 - m.get("default_style_chars", 0) / checked
+        else:  # no text to judge by: a drawing or picture is the author's; a page with nothing is not
+            styling = 1.0 if has_media else 0.0
+        # Organisation of a page of text (300 characters or more): headings, and paragraphs (a text block per 800
+        # characters); short pages (widgets, games, charts) need neither.
+        if text_chars < 300:
+            organised = 1.0
+        else:
+            organised = 0.5 * (m.get("headings", 0) > 0) + 0.5 * min(1.0, 800 * m.get("text_blocks", 0) / text_chars)
         return {
             "coverage": 0.0 if empty else coverage,
             "substance": 0.0 if empty else substance,
@@ -201,6 +248,8 @@ class DesignJudge(PageJudge):
             "content": 0.0
             if empty
             else 0.6 + 0.2 * (m.get("headings", 0) > 0) + 0.2 * (m.get("landmarks", 0) > 0 or text_chars > 200),
+            "styling": styling,
+            "organised": organised,
             # Share of the text a reader can read (on the page, 9 px or more, contrast 2:1 or more; "readability"
             # above counts text under 11 px).
             "legible": float(m.get("readable_chars", text_chars)) / text_chars if text_chars else 1.0,
@@ -221,8 +270,10 @@ class DesignJudge(PageJudge):
         # A page must be read to be good: unreadable text, and a page with nothing of its own to say (an echo of the
         # prompt, one sentence repeated), cannot keep the points its styling would earn.
         quality = (0.4 + 0.6 * c["legible"] * c["readability"]) * (0.3 + 0.7 * c["substance"])
-        aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality
-        structure = 30.0 * weighted(self.structure_weights) * quality
+        # The browser's initial look (its typeface, black text, blue links, full-width lines) is not the author's
+        # design, and a wall of text without headings or paragraphs is not a structure.
+        aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality * (0.4 + 0.6 * c["styling"])
+        structure = 30.0 * weighted(self.structure_weights) * quality * (0.5 + 0.5 * c["organised"])
         weakest = sorted((k for k in c if k not in ("coverage", "substance")), key=c.get)[:3]
         rationale = "weakest: " + ", ".join(f"{k}={c[k]:.2f}" for k in weakest)
         return PageScore(round(alignment, 3), round(aesthetics, 3), round(structure, 3), rationale=rationale)
@@ -299,6 +350,7 @@ __all__ = [
     "DesignJudge",
     "text_substance",
     "text_variety",
+    "text_naturalness",
     "HeuristicInteractionJudge",
     "changed_pixels",
     "instruction_keywords",
