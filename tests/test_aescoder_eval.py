@@ -120,4 +120,5 @@ def test_garbage_text_scores_far_below_a_proper_page(tmp_path):
     items = {item["id"]: item for item in json.loads((out / "report.json").read_text())["items"]}
     proper = items["proper"]["static_total"]
     for name in garbage:
-        assert items[name]["static_total"] < 40 and items[name]["static_total"] < proper - 25, (name, items[name], proper)
+        score = items[name]["static_total"]
+        assert score < 40 and score < proper - 25, (name, items[name], proper)
