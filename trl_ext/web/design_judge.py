@@ -203,7 +203,8 @@ class DesignJudge(PageJudge):
         coverage = len(keywords & page_words) / len(keywords) if keywords else 0.5
         # What the page holds beyond the instruction: its own words, its pictures, or its controls (a widget).
         controls = min(0.6, 0.2 * m.get("interactive", 0))
-        substance = max(text_substance(readable, instruction), 0.6 if has_media else 0.0, controls)
+        own_words = text_substance(readable, instruction)
+        substance = max(own_words, 0.6 if has_media else 0.0, controls)
         prose = m.get("prose_chars", 0)
 
         contrast = m.get("good_contrast_fraction")
@@ -228,6 +229,7 @@ class DesignJudge(PageJudge):
         return {
             "coverage": 0.0 if empty else coverage,
             "substance": 0.0 if empty else substance,
+            "own_words": 0.0 if empty else own_words,
             "contrast": 0.7 if contrast is None else float(contrast),
             "readability": 1.0 - float(m.get("tiny_text_fraction", 0.0)),
             "palette": 0.6 if colors <= 1 else _band(colors, 2, 12, 30),
@@ -266,7 +268,9 @@ class DesignJudge(PageJudge):
         def weighted(weights: dict[str, float]) -> float:
             return sum(w * c[k] for k, w in weights.items()) / sum(weights.values())
 
-        alignment = 40.0 * (0.25 + 0.75 * c["coverage"] * c["substance"])
+        # The instruction's words count as far as the page says something of its own; a picture, a drawing or
+        # controls beside a copy of the instruction vouch for half as much as words of its own.
+        alignment = 40.0 * (0.25 + 0.75 * c["coverage"] * 0.5 * (c["substance"] + c["own_words"]))
         # A page must be read to be good: unreadable text, and a page with nothing of its own to say (an echo of the
         # prompt, one sentence repeated), cannot keep the points its styling would earn.
         quality = (0.4 + 0.6 * c["legible"] * c["readability"]) * (0.3 + 0.7 * c["substance"])
@@ -274,7 +278,7 @@ class DesignJudge(PageJudge):
         # design, and a wall of text without headings or paragraphs is not a structure.
         aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality * (0.4 + 0.6 * c["styling"])
         structure = 30.0 * weighted(self.structure_weights) * quality * (0.5 + 0.5 * c["organised"])
-        weakest = sorted((k for k in c if k not in ("coverage", "substance")), key=c.get)[:3]
+        weakest = sorted((k for k in c if k not in ("coverage", "substance", "own_words")), key=c.get)[:3]
         rationale = "weakest: " + ", ".join(f"{k}={c[k]:.2f}" for k in weakest)
         return PageScore(round(alignment, 3), round(aesthetics, 3), round(structure, 3), rationale=rationale)
 
