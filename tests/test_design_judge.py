@@ -404,7 +404,7 @@ def test_text_naturalness_against_a_slow_count():
             )
         if len(words) >= 150:
             share = sum(word in _FUNCTION_WORDS for word in words) / len(words)
-            score *= 1.0 if share >= 0.12 else max(0.0, 1 - (0.12 - share) / 0.1)
+            score *= 1.0 if share >= 0.12 else max(0.5, 1 - (0.12 - share) / 0.1)
         return score
 
     rng = random.Random(0)
@@ -418,7 +418,7 @@ def test_text_naturalness_against_a_slow_count():
     for text in texts:
         assert text_naturalness(text) == pytest.approx(slow(text)), text[:60]
     assert text_naturalness(prose) == 1.0 and text_naturalness("Score: 0 | Time: 20") == 1.0
-    assert text_naturalness(letters) == 0.0 and text_naturalness(salad) < 0.7
+    assert text_naturalness(letters) < 0.1 and text_naturalness(salad) == 0.5
 
 
 STYLE_PROBE = """<!DOCTYPE html><html><head><title>probe</title></head><body style="margin:0">

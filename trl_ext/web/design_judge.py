@@ -6,6 +6,22 @@ They need no endpoint and no weights, so they run in tests, in the tiny demo, an
 a VLM judge. They measure what can be measured, not taste: contrast, readability, palette size, whitespace balance,
 alignment, overflow, overlap, responsiveness, errors. Scores use AesCoder's rubric ranges so that they can stand in
 for the VLM judge.
+
+What the design judge rewards is what the author made, measured against what the browser does on its own:
+
+- **the author's styling.** An unstyled document is drawn in the browser's initial look: its default typeface
+  (monospace for code), black text, blue links, lines as wide as the window. `measure.js` finds the browser's
+  initial typeface and colour at run time (an element with `all: initial`) and counts the text still drawn in them;
+  the aesthetics score is scaled by the styled share (`0.4 + 0.6 x styled`), and line length (30 to 110 characters)
+  and line spacing are scored for running text. A document stripped of its style sheets loses most of its
+  aesthetics; no list of fonts or colours is involved.
+- **structure of a page of text.** A page of 300 characters or more needs headings and paragraphs (a text block per
+  800 characters) to keep its structure score (`0.5 + 0.5 x organised`); widgets, games and charts with little text
+  need neither.
+- **content of its own.** Words beyond the instruction's, not repeated (compression), in a natural language (the
+  vowel share of the letters, the function-word share of the words: random letters and random words fail), or media:
+  images, SVG, canvas, or a drawing (three painted boxes in three fills, like the faces of a CSS cube). Text nobody
+  can read (off the page, under 9 px, below 2:1 contrast) does not count.
 """
 
 from __future__ import annotations
@@ -66,9 +82,9 @@ def text_naturalness(text: str, min_letters: int = 200, min_words: int = 150) ->
       prose, 0.19 in letters drawn at random (5 of 26); not judged under `min_letters` letters (short labels, other
       scripts);
     - the share of its words that are English function words (the, of, and, to, ...): 0.2 to 0.4 in English prose
-      and documentation, a few percent in words drawn at random from a vocabulary; not judged under `min_words`
-      words (labels, a game's score line). English-centric, like the instruction keywords: a long page in another
-      language counts as half natural.
+      and documentation, a few percent in words drawn at random from a vocabulary (which halve the score); not
+      judged under `min_words` words (labels, a game's score line). English-centric, like the instruction keywords:
+      a long page in another language counts as half natural.
     """
     lowered = text.lower()
     letters = [ch for ch in lowered if "a" <= ch <= "z"]
@@ -79,7 +95,7 @@ def text_naturalness(text: str, min_letters: int = 200, min_words: int = 150) ->
     words = re.findall(r"[a-z]+", lowered)
     if len(words) >= min_words:
         share = sum(word in _FUNCTION_WORDS for word in words) / len(words)
-        score *= _band(share, 0.12, 1.0, 0.1)
+        score *= max(0.5, _band(share, 0.12, 1.0, 0.1))
     return score
 
 
@@ -133,20 +149,24 @@ class DesignJudge(PageJudge):
     /30).
 
     - **Instruction alignment** (/40): the share of the instruction's content words that appear in the page's title and
-      readable text (visible, on the page, at least 9 px, contrast at least 2:1), times the page's substance (content
-      words beyond the instruction's, and not repeated: see [`text_substance`]), so an echo of the prompt or keyword
-      stuffing in invisible text earns nothing (a lexical proxy: it cannot tell whether a chart shows the right data).
+      readable text (visible, on the page, at least 9 px, contrast at least 2:1), times the page's substance: its
+      content words beyond the instruction's, not repeated and not random (see [`text_substance`]), with media or
+      controls counting for half as much as words of its own. An echo of the prompt or keyword stuffing in invisible
+      text earns nothing (a lexical proxy: it cannot tell whether a chart shows the right data).
     - **Aesthetics and readability** (/30): WCAG text contrast (share of text meeting AA), small-text share, palette
       size, whitespace balance (share of the screenshot with visible detail), left-edge alignment of text blocks,
       typographic restraint (font families and sizes), typesetting of running text (line length of 30 to 110
-      characters, line spacing of at least 1.35).
-    - **Structural integrity** (/30): horizontal overflow at the main viewport and text placed off the page, text
-      drawn over text (anywhere in the DOM), overflow at the phone viewport (responsiveness), JavaScript errors and
-      failed resource loads, and real content (substance, or media, and a heading structure).
+      characters, line spacing of at least 1.35); scaled by the share of the text the author styled (`styling`: not in
+      the browser's initial typeface and colours).
+    - **Structural integrity** (/30): horizontal overflow at the main viewport and text placed off the page (text in a
+      scrolling container's content is on the page), text drawn over text (anywhere in the DOM), overflow at the phone
+      viewport (responsiveness), JavaScript errors and failed resource loads, and real content (substance, or media,
+      and a heading structure); scaled by the organisation of a page of text (`organised`: headings and paragraphs).
 
-    Unreadable text (under 11 px, or below 2:1 contrast) and a lack of substance (see [`text_substance`]; media and
-    interactive controls count as substance) also scale the aesthetics and structure scores down, so that 6 px text, an echo of the prompt or
-    one sentence repeated cannot keep the points their styling would earn.
+    Unreadable text (under 11 px, or below 2:1 contrast) and a lack of substance (see [`text_substance`]; media, a
+    CSS drawing and interactive controls count as substance) also scale the aesthetics and structure scores down, so
+    that 6 px text, an echo of the prompt, one sentence repeated or random text cannot keep the points their styling
+    would earn.
 
     Weights of the sub-criteria are `aesthetics_weights` / `structure_weights`. A render that failed scores zero in
     every criterion.
