@@ -237,7 +237,10 @@ def _stubs(prompt):
         "echo": document(f"<h1>{text}</h1>"),
         "echo_everywhere": document(f"<header><h1>{text}</h1></header><main><h2>{text}</h2><p>{text}</p></main>"),
         "repeated": document(f"<h1>{text}</h1>" + sentence * 300),
-        "invisible": document(
+        "invisible": document("<h1>Welcome</h1>" + f'<p style="color:#fff">{text} </p>' * 20),
+        "offscreen": document("<h1>Welcome</h1>" + f'<p style="position:absolute;left:-9999px">{text} </p>' * 20),
+        "tiny": document("<h1>Welcome</h1>" + f'<p style="font-size:4px">{(text + " ") * 40}</p>'),
+        "all_three": document(
             "<h1>Welcome</h1>"
             + f'<p style="color:#fff">{text} </p>' * 20
             + f'<p style="position:absolute;left:-9999px">{text}</p>'
@@ -257,8 +260,8 @@ def test_stubs_and_echoes_score_below_honest_pages(pool):
     renders = pool.render_many([html for _, html in sample])
     scores = [judge.score(prompt, render) for (prompt, _), render in zip(sample, renders)]
     honest = min(score.total for score in scores)
-    # Stubs for one prompt of each kind (a landing page, a chart, a game, a 3D scene, a widget).
-    for index in range(0, len(sample), 5):
+    # Stubs for every fourth prompt (landing pages, charts, games, 3D scenes, widgets).
+    for index in range(0, len(sample), 4):
         prompt, own = sample[index][0], scores[index]
         stubs = _stubs(prompt)
         for name, render in zip(stubs, pool.render_many(list(stubs.values()))):
