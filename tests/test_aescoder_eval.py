@@ -87,3 +87,38 @@ def test_bad_arguments_fail_early(tmp_path):
     bad.write_text('{"instruction": "no id"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         module.load_prompts(str(bad))
+
+
+def test_garbage_text_scores_far_below_a_proper_page(tmp_path):
+    import random
+    import string
+
+    from trl_ext.web.lint import extract_html
+
+    sample = os.path.join(REPO, "trl_ext", "data", "aescode_sample.jsonl")
+    rows = [json.loads(line) for line in open(sample, encoding="utf-8")]
+    bakery = rows[0]  # a landing page for a bakery
+    rng = random.Random(0)
+    vocabulary = sorted({w.lower() for row in rows for w in row["prompt"].split() if w.isalpha()})  # English words
+    garbage = {
+        # What an untrained model writes: random letters, random words, random characters, with no structure.
+        "letters": " ".join("".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(250)),
+        "words": " ".join(rng.choice(vocabulary) for _ in range(250)),
+        "chars": "".join(rng.choices(string.ascii_letters + string.digits + string.punctuation + "    ", k=1500)),
+    }
+    prompts = tmp_path / "prompts.jsonl"
+    ids = ["proper", *garbage]
+    prompts.write_text("".join(json.dumps({"id": i, "instruction": bakery["prompt"]}) + "\n" for i in ids))
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "proper.html").write_text(extract_html(bakery["response"]))
+    for name, text in garbage.items():
+        (pages / f"{name}.html").write_text(text)
+    out = tmp_path / "eval"
+    run("--html_dir", str(pages), "--prompts", str(prompts), "--output_dir", str(out), "--browser_pool_size", "2",
+        "--agent_time_budget", "5")  # fmt: skip
+    items = {item["id"]: item for item in json.loads((out / "report.json").read_text())["items"]}
+    proper = items["proper"]["static_total"]
+    for name in garbage:
+        score = items[name]["static_total"]
+        assert score < 40 and score < proper - 25, (name, items[name], proper)

@@ -212,14 +212,16 @@ def test_text_substance_ignores_the_instruction_and_repetition():
     assert text_variety(prose * 40) < 0.05 and text_substance(prose * 40, INSTRUCTION) < 0.05
 
 
-def _sample_pages(n):
+def _sample_pages():
+    """The HTML pages of the bundled AesCode sample (the rest of it is plotting code), with their prompts."""
     import json
 
     from trl_ext.web.lint import extract_html
 
     path = os.path.join(os.path.dirname(__file__), "..", "trl_ext", "data", "aescode_sample.jsonl")
-    rows = [json.loads(line) for line in open(path)][:n]
-    return [(row["prompt"], extract_html(row["response"])) for row in rows]
+    rows = [json.loads(line) for line in open(path)]
+    pages = [(row["prompt"], extract_html(row["response"])) for row in rows]
+    return [(prompt, html) for prompt, html in pages if re.match(r"(?i)<(!doctype|html)", html)]
 
 
 def _stubs(prompt):
@@ -235,7 +237,10 @@ def _stubs(prompt):
         "echo": document(f"<h1>{text}</h1>"),
         "echo_everywhere": document(f"<header><h1>{text}</h1></header><main><h2>{text}</h2><p>{text}</p></main>"),
         "repeated": document(f"<h1>{text}</h1>" + sentence * 300),
-        "invisible": document(
+        "invisible": document("<h1>Welcome</h1>" + f'<p style="color:#fff">{text} </p>' * 20),
+        "offscreen": document("<h1>Welcome</h1>" + f'<p style="position:absolute;left:-9999px">{text} </p>' * 20),
+        "tiny": document("<h1>Welcome</h1>" + f'<p style="font-size:4px">{(text + " ") * 40}</p>'),
+        "all_three": document(
             "<h1>Welcome</h1>"
             + f'<p style="color:#fff">{text} </p>' * 20
             + f'<p style="position:absolute;left:-9999px">{text}</p>'
@@ -250,22 +255,26 @@ def _stubs(prompt):
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
 def test_stubs_and_echoes_score_below_honest_pages(pool):
     judge = DesignJudge()
-    sample = _sample_pages(12)
+    sample = _sample_pages()
+    assert len(sample) >= 20
     renders = pool.render_many([html for _, html in sample])
     scores = [judge.score(prompt, render) for (prompt, _), render in zip(sample, renders)]
-    honest = [score.total for score in scores]
-    for (prompt, _), own in zip(sample[:3], scores):
+    honest = min(score.total for score in scores)
+    # Stubs for every fourth prompt (landing pages, charts, games, 3D scenes, widgets).
+    for index in range(0, len(sample), 4):
+        prompt, own = sample[index][0], scores[index]
         stubs = _stubs(prompt)
         for name, render in zip(stubs, pool.render_many(list(stubs.values()))):
             stub = judge.score(prompt, render)
-            assert stub.total < min(honest), (name, stub, sorted(honest)[:3])
+            assert stub.total < honest, (name, prompt, stub, sorted(score.total for score in scores)[:3])
             # Copying the instruction (into the title, headings, invisible text) earns almost no alignment.
             assert stub.alignment < 0.35 * 40, (name, stub)
             if own.alignment > 0.35 * 40:  # an honest page that covers its prompt keeps the lead
                 assert stub.alignment < own.alignment, (name, stub, own)
 
 
-# Degradations of a real document: low contrast with text pushed over text, and 6 px text overflowing the viewport.
+# Degradations of a real document: its style sheets removed, low contrast with text pushed over text, and 6 px text
+# overflowing the viewport.
 LOW_CONTRAST_OVERLAP = (
     "<style>* { color: #b8b8b8 !important; background: #cdcdcd !important; } p, li, pre, dd, td { position: relative;"
     " top: -14px; left: 9px; } h1, h2, h3 { position: absolute; top: 40px; left: 30px; }</style>"
@@ -273,29 +282,9 @@ LOW_CONTRAST_OVERLAP = (
 TINY_OVERFLOW = (
     "<style>* { font-size: 6px !important; } body { width: 2600px; } pre, p { white-space: nowrap; }</style>"
 )
-
-
-def _system_html_documents(limit):
-    """HTML documentation installed on this machine (Debian's /usr/share/doc, rustup's books), found at run time."""
-    import random
-
-    found = []
-    for root in ("/usr/share/doc", os.path.expanduser("~/.rustup/toolchains")):
-        for folder, folders, files in os.walk(root):
-            folders.sort()
-            found += [
-                os.path.join(folder, f)
-                for f in sorted(files)
-                if f.endswith(".html") and 4000 < os.path.getsize(os.path.join(folder, f)) < 300000
-            ]
-    random.Random(0).shuffle(found)
-    chosen, per_package = [], {}
-    for path in found:
-        package = "/".join(path.split("/")[:5])
-        if per_package.get(package, 0) < 2:
-            per_package[package] = per_package.get(package, 0) + 1
-            chosen.append(path)
-    return chosen[:limit]
+# Where the documents' own images, fonts and scripts would live: an unreachable site, so that they are missing from
+# the original and its copies alike (blocked, not counted as the page's errors).
+DOCUMENT_BASE = '<base href="https://documentation.invalid/">'
 
 
 def _inline_stylesheets(html, folder):
@@ -313,24 +302,162 @@ def _inline_stylesheets(html, folder):
     return re.sub(r"(?is)<link\b[^>]*stylesheet[^>]*>", inline, html)
 
 
+def _strip_styles(html):
+    """The document without its style sheets (inline `style` attributes, part of its markup, are kept)."""
+    return re.sub(r"(?is)<style\b.*?</style\s*>|<link\b[^>]*stylesheet[^>]*>", "", html)
+
+
+def _system_html_documents(limit, min_css=1000):
+    """
+    HTML documentation installed on this machine (Debian's /usr/share/doc, rustup's books), found at run time: up to
+    `limit` distinct documents, at most two per package, each with its style sheets inlined and at least `min_css`
+    characters of CSS (a document with little or none is its own CSS-stripped copy, and the comparison says nothing).
+    """
+    import hashlib
+    import random
+
+    found = []
+    for root in ("/usr/share/doc", os.path.expanduser("~/.rustup/toolchains")):
+        for folder, folders, files in os.walk(root):
+            folders.sort()
+            found += [
+                os.path.join(folder, f)
+                for f in sorted(files)
+                if f.endswith(".html") and 4000 < os.path.getsize(os.path.join(folder, f)) < 300000
+            ]
+    random.Random(0).shuffle(found)
+    chosen, per_package, seen = [], {}, set()
+    for path in found:
+        package = "/".join(path.split("/")[:5])
+        if per_package.get(package, 0) >= 2:
+            continue
+        html = _inline_stylesheets(open(path, encoding="utf-8", errors="replace").read(), os.path.dirname(path))
+        digest = hashlib.sha1(html.encode("utf-8", "replace")).hexdigest()
+        if digest in seen or len(html) - len(_strip_styles(html)) < min_css:
+            continue
+        seen.add(digest)
+        per_package[package] = per_package.get(package, 0) + 1
+        chosen.append((path, html))
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def _degraded_copies(html):
+    """The document (with `DOCUMENT_BASE`) and its three degraded copies, by name."""
+    html = re.sub(r"(?i)<head\b[^>]*>", lambda m: m.group(0) + DOCUMENT_BASE, html, count=1)
+    if DOCUMENT_BASE not in html:
+        html = DOCUMENT_BASE + html
+
+    def add(css):
+        added = re.sub(r"(?i)</head>", lambda _: css + "</head>", html, count=1)
+        return added if added != html else css + html
+
+    return {
+        "original": html,
+        "css_stripped": _strip_styles(html),
+        "low_contrast_overlap": add(LOW_CONTRAST_OVERLAP),
+        "tiny_overflow": add(TINY_OVERFLOW),
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
-def test_real_documents_beat_their_unreadable_copies(pool):
-    documents = _system_html_documents(10)
+def test_real_documents_beat_their_degraded_copies(pool):
+    documents = _system_html_documents(12)
     if len(documents) < 5:
-        pytest.skip("fewer than five HTML documents installed on this machine")
+        pytest.skip("fewer than five styled HTML documents installed on this machine")
     judge = DesignJudge()
-    wins = pairs = 0
-    for path in documents:
-        html = _inline_stylesheets(open(path, encoding="utf-8", errors="replace").read(), os.path.dirname(path))
-        copies = [
-            re.sub(r"(?i)</head>", css + "</head>", html, count=1) for css in (LOW_CONTRAST_OVERLAP, TINY_OVERFLOW)
-        ]
-        original, *degraded = pool.render_many([html, *copies])
+    wins, pairs, lost = 0, 0, []
+    for path, html in documents:
+        versions = _degraded_copies(html)
+        renders = dict(zip(versions, pool.render_many(list(versions.values()))))
+        original = renders.pop("original")
         if isinstance(original, BaseException) or not original.ok:
             continue
-        for copy in degraded:
+        best = judge.score("Documentation", original).total
+        for name, copy in renders.items():
             pairs += 1
-            wins += judge.score("Documentation", original).total > judge.score("Documentation", copy).total
-    assert pairs >= 8 and wins >= 0.9 * pairs, (wins, pairs)
+            worse = 0.0 if isinstance(copy, BaseException) else judge.score("Documentation", copy).total
+            wins += best > worse
+            if best <= worse:
+                lost.append((path, name, best, worse))
+    assert pairs >= 15 and wins >= 0.9 * pairs, (wins, pairs, lost)
+
+
+def test_text_naturalness_against_a_slow_count():
+    import random
+    import string
+
+    from trl_ext.web.design_judge import _FUNCTION_WORDS, text_naturalness
+
+    def slow(text):
+        letters = vowels = 0
+        for ch in text.lower():
+            if ch in string.ascii_lowercase:
+                letters += 1
+                vowels += ch in "aeiou"
+        words = "".join(ch if ch in string.ascii_lowercase else " " for ch in text.lower()).split()
+        score = 1.0
+        if letters >= 200:
+            share = vowels / letters
+            score *= (
+                1.0 if 0.28 <= share <= 0.55 else max(0.0, 1 - (0.28 - share if share < 0.28 else share - 0.55) / 0.08)
+            )
+        if len(words) >= 150:
+            share = sum(word in _FUNCTION_WORDS for word in words) / len(words)
+            score *= 1.0 if share >= 0.12 else max(0.5, 1 - (0.12 - share) / 0.1)
+        return score
+
+    rng = random.Random(0)
+    prose = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()[:6000]
+    vocabulary = sorted(set(re.findall(r"[a-z]{4,}", prose.lower())))
+    letters = " ".join(
+        "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 9))) for _ in range(300)
+    )
+    salad = " ".join(rng.choice(vocabulary) for _ in range(300))
+    texts = [prose, letters, salad, "Score: 0 | Time: 20", prose[:500], "aeiou " * 100, "Ünïcödé テキスト " * 50]
+    for text in texts:
+        assert text_naturalness(text) == pytest.approx(slow(text)), text[:60]
+    assert text_naturalness(prose) == 1.0 and text_naturalness("Score: 0 | Time: 20") == 1.0
+    assert text_naturalness(letters) < 0.1 and text_naturalness(salad) == 0.5
+
+
+STYLE_PROBE = """<!DOCTYPE html><html><head><title>probe</title></head><body style="margin:0">
+<p id="plain">Plain paragraph in the browser's own look.</p>
+<p><a href="#x" id="link">A default blue link</a></p>
+<pre id="code">let x = 1; // code</pre>
+<p style="font-family: Georgia, serif" id="font">A chosen typeface.</p>
+<p style="color: #333" id="colour">A chosen colour.</p>
+<p><a href="#y" style="color: #a33" id="styled-link">A styled link</a></p>
+<div style="display:flex;gap:4px">
+  <div style="width:50px;height:50px;background:#f00"></div><div style="width:50px;height:50px;background:#0f0"></div>
+  <div style="width:50px;height:50px;box-shadow:0 0 4px #000"></div><div style="width:10px;height:10px;background:#00f"></div>
+  <button style="width:80px;height:40px">Go</button>
+</div>
+<div id="scroller" style="height:120px;overflow:auto">
+  <div style="height:3000px">top</div><p id="deep">Reachable by scrolling the box.</p>
+  <p id="away" style="position:relative;left:-9999px">Pushed out of the box.</p>
+</div></body></html>"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not HAVE_CHROMIUM, reason="needs Chromium")
+def test_styling_painted_boxes_and_scrolled_text_are_measured(pool):
+    render = pool.render(STYLE_PROBE)
+    assert render.ok, render.error
+    m = render.metrics
+    text = {
+        "plain": "Plain paragraph in the browser's own look.", "link": "A default blue link",
+        "code": "let x = 1; // code", "font": "A chosen typeface.", "colour": "A chosen colour.",
+        "styled-link": "A styled link", "top": "top", "deep": "Reachable by scrolling the box.",
+        "away": "Pushed out of the box.",
+    }  # fmt: skip
+    default = ("plain", "link", "code", "top", "deep", "away")  # the browser's typeface (monospace for code), colours
+    assert m["style_checked_chars"] == sum(map(len, text.values()))  # the button's text is the browser's, unchecked
+    assert m["default_style_chars"] == sum(len(text[k]) for k in default)
+    # Two filled boxes and a shadowed one of 2500 px^2; not the 100 px^2 one, not the button (the browser paints it).
+    assert m["painted_boxes"] == 3 and m["painted_colors"] == 2
+    # The text at the bottom of the scrolling box is reachable; the text pushed out of it is not.
+    assert m["offscreen_chars"] == len(text["away"])

@@ -6,6 +6,22 @@ They need no endpoint and no weights, so they run in tests, in the tiny demo, an
 a VLM judge. They measure what can be measured, not taste: contrast, readability, palette size, whitespace balance,
 alignment, overflow, overlap, responsiveness, errors. Scores use AesCoder's rubric ranges so that they can stand in
 for the VLM judge.
+
+What the design judge rewards is what the author made, measured against what the browser does on its own:
+
+- **the author's styling.** An unstyled document is drawn in the browser's initial look: its default typeface
+  (monospace for code), black text, blue links, lines as wide as the window. `measure.js` finds the browser's
+  initial typeface and colour at run time (an element with `all: initial`) and counts the text still drawn in them;
+  the aesthetics score is scaled by the styled share (`0.4 + 0.6 x styled`), and line length (30 to 110 characters)
+  and line spacing are scored for running text. A document stripped of its style sheets loses most of its
+  aesthetics; no list of fonts or colours is involved.
+- **structure of a page of text.** A page of 300 characters or more needs headings and paragraphs (a text block per
+  800 characters) to keep its structure score (`0.5 + 0.5 x organised`); widgets, games and charts with little text
+  need neither.
+- **content of its own.** Words beyond the instruction's, not repeated (compression), in a natural language (the
+  vowel share of the letters, the function-word share of the words: random letters and random words fail), or media:
+  images, SVG, canvas, or a drawing (three painted boxes in three fills, like the faces of a CSS cube). Text nobody
+  can read (off the page, under 9 px, below 2:1 contrast) does not count.
 """
 
 from __future__ import annotations
@@ -31,6 +47,14 @@ _STOPWORDS = frozenset(
     including simple modern clean nice beautiful using html code single file section sections style styled
     """.split()
 )
+# The commonest English function words: a fifth to two fifths of the words of English prose.
+_FUNCTION_WORDS = frozenset(
+    """
+    the of and to a in is it that for on with as was be by this are or from at an not but have has had which can
+    you your we our its their they he she his her will if all one more also into than other when there these so
+    would been were do does no out up about who what how then them may must should such each only any some
+    """.split()
+)
 _GAME_WORDS = ("game", "snake", "tetris", "pong", "maze", "arcade", "player", "puzzle", "2048", "breakout")
 
 
@@ -43,10 +67,36 @@ def text_substance(text: str, instruction: str, words: int = 12) -> float:
     """
     How much real content `text` holds beyond the instruction, in [0, 1]: its distinct content words that the
     instruction does not contain (an echo of the prompt has none), `words` of them for full marks, times its variety
-    (how well it compresses: a sentence repeated 300 times compresses to almost nothing).
+    (how well it compresses: a sentence repeated 300 times compresses to almost nothing) and its naturalness (random
+    letters or words are not prose: see [`text_naturalness`]).
     """
     novel = instruction_keywords(text) - instruction_keywords(instruction)
-    return min(1.0, len(novel) / words) * text_variety(text)
+    return min(1.0, len(novel) / words) * text_variety(text) * text_naturalness(text)
+
+
+def text_naturalness(text: str, min_letters: int = 200, min_words: int = 150) -> float:
+    """
+    1 for prose in a natural language, falling to 0 for random letters or random words. Two measures:
+
+    - the share of vowels (a, e, i, o, u) among its Latin letters: 0.35 to 0.5 in English, French, German or Spanish
+      prose, 0.19 in letters drawn at random (5 of 26); not judged under `min_letters` letters (short labels, other
+      scripts);
+    - the share of its words that are English function words (the, of, and, to, ...): 0.2 to 0.4 in English prose
+      and documentation, a few percent in words drawn at random from a vocabulary (which halve the score); not
+      judged under `min_words` words (labels, a game's score line). English-centric, like the instruction keywords:
+      a long page in another language counts as half natural.
+    """
+    lowered = text.lower()
+    letters = [ch for ch in lowered if "a" <= ch <= "z"]
+    score = 1.0
+    if len(letters) >= min_letters:
+        vowels = sum(ch in "aeiou" for ch in letters) / len(letters)
+        score *= _band(vowels, 0.28, 0.55, 0.08)
+    words = re.findall(r"[a-z]+", lowered)
+    if len(words) >= min_words:
+        share = sum(word in _FUNCTION_WORDS for word in words) / len(words)
+        score *= max(0.5, _band(share, 0.12, 1.0, 0.1))
+    return score
 
 
 def text_variety(text: str) -> float:
@@ -99,20 +149,24 @@ class DesignJudge(PageJudge):
     /30).
 
     - **Instruction alignment** (/40): the share of the instruction's content words that appear in the page's title and
-      readable text (visible, on the page, at least 9 px, contrast at least 2:1), times the page's substance (content
-      words beyond the instruction's, and not repeated: see [`text_substance`]), so an echo of the prompt or keyword
-      stuffing in invisible text earns nothing (a lexical proxy: it cannot tell whether a chart shows the right data).
+      readable text (visible, on the page, at least 9 px, contrast at least 2:1), times the page's substance: its
+      content words beyond the instruction's, not repeated and not random (see [`text_substance`]), with media or
+      controls counting for half as much as words of its own. An echo of the prompt or keyword stuffing in invisible
+      text earns nothing (a lexical proxy: it cannot tell whether a chart shows the right data).
     - **Aesthetics and readability** (/30): WCAG text contrast (share of text meeting AA), small-text share, palette
       size, whitespace balance (share of the screenshot with visible detail), left-edge alignment of text blocks,
       typographic restraint (font families and sizes), typesetting of running text (line length of 30 to 110
-      characters, line spacing of at least 1.35).
-    - **Structural integrity** (/30): horizontal overflow at the main viewport and text placed off the page, text
-      drawn over text (anywhere in the DOM), overflow at the phone viewport (responsiveness), JavaScript errors and
-      failed resource loads, and real content (substance, or media, and a heading structure).
+      characters, line spacing of at least 1.35); scaled by the share of the text the author styled (`styling`: not in
+      the browser's initial typeface and colours).
+    - **Structural integrity** (/30): horizontal overflow at the main viewport and text placed off the page (text in a
+      scrolling container's content is on the page), text drawn over text (anywhere in the DOM), overflow at the phone
+      viewport (responsiveness), JavaScript errors and failed resource loads, and real content (substance, or media,
+      and a heading structure); scaled by the organisation of a page of text (`organised`: headings and paragraphs).
 
-    Unreadable text (under 11 px, or below 2:1 contrast) and a lack of substance (see [`text_substance`]; media and
-    interactive controls count as substance) also scale the aesthetics and structure scores down, so that 6 px text, an echo of the prompt or
-    one sentence repeated cannot keep the points their styling would earn.
+    Unreadable text (under 11 px, or below 2:1 contrast) and a lack of substance (see [`text_substance`]; media, a
+    CSS drawing and interactive controls count as substance) also scale the aesthetics and structure scores down, so
+    that 6 px text, an echo of the prompt, one sentence repeated or random text cannot keep the points their styling
+    would earn.
 
     Weights of the sub-criteria are `aesthetics_weights` / `structure_weights`. A render that failed scores zero in
     every criterion.
@@ -157,8 +211,10 @@ class DesignJudge(PageJudge):
         m: dict[str, Any] = render.metrics or {}
         pixels = screenshot_statistics(render.screenshot)
         text_chars = m.get("text_chars", 0)
-        # Media, or a drawing without text (a CSS illustration; large text alone must not pass for a picture).
-        has_media = m.get("images", 0) > 0 or (text_chars < 5 and pixels["content_fraction"] >= 0.05)
+        # Media, or a drawing: three or more painted boxes in three or more fills (the faces of a CSS cube, bars), or
+        # detail in the screenshot without text (large text alone must not pass for a picture).
+        drawn = m.get("painted_boxes", 0) >= 3 and m.get("painted_colors", 0) >= 3
+        has_media = m.get("images", 0) > 0 or drawn or (text_chars < 5 and pixels["content_fraction"] >= 0.05)
         empty = (text_chars < 5 and not has_media) or pixels["blank"] == 1.0
 
         keywords = instruction_keywords(instruction)
@@ -167,7 +223,8 @@ class DesignJudge(PageJudge):
         coverage = len(keywords & page_words) / len(keywords) if keywords else 0.5
         # What the page holds beyond the instruction: its own words, its pictures, or its controls (a widget).
         controls = min(0.6, 0.2 * m.get("interactive", 0))
-        substance = max(text_substance(readable, instruction), 0.6 if has_media else 0.0, controls)
+        own_words = text_substance(readable, instruction)
+        substance = max(own_words, 0.6 if has_media else 0.0, controls)
         prose = m.get("prose_chars", 0)
 
         contrast = m.get("good_contrast_fraction")
@@ -178,9 +235,21 @@ class DesignJudge(PageJudge):
         horizontal_scroll = m.get("scroll_width", width) > width + 2
         mobile = m.get("mobile")
         errors = len(render.console_errors) + len(render.failed_requests)
+        checked = m.get("style_checked_chars", 0)
+        if checked:  # the share of the text the author styled (not in the browser's initial typeface and colours)
+            styling = 1.0 - m.get("default_style_chars", 0) / checked
+        else:  # no text to judge by: a drawing or picture is the author's; a page with nothing is not
+            styling = 1.0 if has_media else 0.0
+        # Organisation of a page of text (300 characters or more): headings, and paragraphs (a text block per 800
+        # characters); short pages (widgets, games, charts) need neither.
+        if text_chars < 300:
+            organised = 1.0
+        else:
+            organised = 0.5 * (m.get("headings", 0) > 0) + 0.5 * min(1.0, 800 * m.get("text_blocks", 0) / text_chars)
         return {
             "coverage": 0.0 if empty else coverage,
             "substance": 0.0 if empty else substance,
+            "own_words": 0.0 if empty else own_words,
             "contrast": 0.7 if contrast is None else float(contrast),
             "readability": 1.0 - float(m.get("tiny_text_fraction", 0.0)),
             "palette": 0.6 if colors <= 1 else _band(colors, 2, 12, 30),
@@ -201,6 +270,8 @@ class DesignJudge(PageJudge):
             "content": 0.0
             if empty
             else 0.6 + 0.2 * (m.get("headings", 0) > 0) + 0.2 * (m.get("landmarks", 0) > 0 or text_chars > 200),
+            "styling": styling,
+            "organised": organised,
             # Share of the text a reader can read (on the page, 9 px or more, contrast 2:1 or more; "readability"
             # above counts text under 11 px).
             "legible": float(m.get("readable_chars", text_chars)) / text_chars if text_chars else 1.0,
@@ -217,13 +288,17 @@ class DesignJudge(PageJudge):
         def weighted(weights: dict[str, float]) -> float:
             return sum(w * c[k] for k, w in weights.items()) / sum(weights.values())
 
-        alignment = 40.0 * (0.25 + 0.75 * c["coverage"] * c["substance"])
+        # The instruction's words count as far as the page says something of its own; a picture, a drawing or
+        # controls beside a copy of the instruction vouch for half as much as words of its own.
+        alignment = 40.0 * (0.25 + 0.75 * c["coverage"] * 0.5 * (c["substance"] + c["own_words"]))
         # A page must be read to be good: unreadable text, and a page with nothing of its own to say (an echo of the
         # prompt, one sentence repeated), cannot keep the points its styling would earn.
         quality = (0.4 + 0.6 * c["legible"] * c["readability"]) * (0.3 + 0.7 * c["substance"])
-        aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality
-        structure = 30.0 * weighted(self.structure_weights) * quality
-        weakest = sorted((k for k in c if k not in ("coverage", "substance")), key=c.get)[:3]
+        # The browser's initial look (its typeface, black text, blue links, full-width lines) is not the author's
+        # design, and a wall of text without headings or paragraphs is not a structure.
+        aesthetics = 30.0 * weighted(self.aesthetics_weights) * quality * (0.4 + 0.6 * c["styling"])
+        structure = 30.0 * weighted(self.structure_weights) * quality * (0.5 + 0.5 * c["organised"])
+        weakest = sorted((k for k in c if k not in ("coverage", "substance", "own_words")), key=c.get)[:3]
         rationale = "weakest: " + ", ".join(f"{k}={c[k]:.2f}" for k in weakest)
         return PageScore(round(alignment, 3), round(aesthetics, 3), round(structure, 3), rationale=rationale)
 
@@ -299,6 +374,7 @@ __all__ = [
     "DesignJudge",
     "text_substance",
     "text_variety",
+    "text_naturalness",
     "HeuristicInteractionJudge",
     "changed_pixels",
     "instruction_keywords",

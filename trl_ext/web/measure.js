@@ -48,13 +48,42 @@
     rect.width > 0 && rect.height > 0 && style.visibility !== "hidden" && style.display !== "none" &&
     Number(style.opacity) > 0.05;
 
-  // Text blocks: elements with their own non-blank text.
+  // The browser's own look, to tell the author's styling from it: the initial font family and text colour (what an
+  // unstyled document is drawn in), and the default colours of links.
+  const probe = document.createElement("span");
+  probe.style.all = "initial";
+  doc.appendChild(probe);
+  const probeStyle = getComputedStyle(probe);
+  const uaFamily = probeStyle.fontFamily.split(",")[0].trim().toLowerCase();
+  const uaColors = new Set([probeStyle.color, "rgb(0, 0, 238)", "rgb(85, 26, 139)", "rgb(255, 0, 0)"]);
+  probe.remove();
+  const UA_MONOSPACE = "pre, code, kbd, samp, tt, listing, xmp, plaintext";
+  const CONTROLS = ["BUTTON", "INPUT", "SELECT", "TEXTAREA", "OPTION"];
+
+  // Text blocks: elements with their own non-blank text. Painted boxes: elements (not the page itself, not form
+  // controls, which the browser paints) that fill a background or cast a shadow over at least 1000 px^2 - cards,
+  // buttons, bars, the faces of a CSS drawing.
   const blocks = [];
   const walker = document.createTreeWalker(body || doc, NodeFilter.SHOW_ELEMENT);
-  let visited = 0;
+  let visited = 0, paintedBoxes = 0, paintedArea = 0;
+  const paintedColors = new Set();
   for (let node = walker.currentNode; node && visited < 5000; node = walker.nextNode()) {
     visited++;
     if (["SCRIPT", "STYLE", "NOSCRIPT", "TEMPLATE", "SVG"].includes(node.tagName)) continue;
+    if (visited <= 2000 && node !== body && !CONTROLS.includes(node.tagName)) {
+      const style = getComputedStyle(node);
+      const fill = parseColor(style.backgroundColor);
+      const filled = fill && fill.a > 0.05;
+      if (filled || style.backgroundImage !== "none" || style.boxShadow !== "none") {
+        const rect = node.getBoundingClientRect();
+        const area = rect.width * rect.height;
+        if (area >= 1000 && visible(node, style, rect)) {
+          paintedBoxes++;
+          paintedArea += area;
+          if (filled) paintedColors.add(style.backgroundColor);
+        }
+      }
+    }
     let ownText = "";
     for (const child of node.childNodes) if (child.nodeType === 3) ownText += child.textContent;
     ownText = ownText.trim();
@@ -69,22 +98,45 @@
   // The page's extent: text placed outside it (left: -9999px, far below a fixed-height body) is not seen by anyone.
   const pageWidth = Math.max(doc.scrollWidth, vw);
   const pageBottom = Math.max(doc.scrollHeight, body ? body.scrollHeight : 0, vh);
+  // Text outside the page's extent is still reachable when it lies inside the scrolled content of a scrolling
+  // container (a documentation page that scrolls its main column, not the page); text pushed out of that container
+  // (left: -9999px inside it) is not.
+  const inScroller = (node, r) => {
+    for (let box = node.parentElement; box && box !== body && box !== doc; box = box.parentElement) {
+      const style = getComputedStyle(box);
+      if (!/auto|scroll/.test(style.overflowX + style.overflowY)) continue;
+      if (box.scrollHeight <= box.clientHeight + 1 && box.scrollWidth <= box.clientWidth + 1) continue;
+      const c = box.getBoundingClientRect();
+      const top = r.top - c.top + box.scrollTop, left = r.left - c.left + box.scrollLeft;
+      return top + r.height > 0 && top < box.scrollHeight && left + r.width > 0 && left < box.scrollWidth;
+    }
+    return false;
+  };
   let contrastChars = 0, goodContrastChars = 0, minContrast = 21, tinyChars = 0, totalChars = 0;
-  let offscreenChars = 0, proseChars = 0, goodMeasureChars = 0, goodLeadingChars = 0;
+  let offscreenChars = 0, proseChars = 0, goodMeasureChars = 0, goodLeadingChars = 0, defaultStyleChars = 0;
+  let styleCheckedChars = 0;
   const fontSizes = new Set(), fontFamilies = new Set(), lefts = new Map();
   for (const block of blocks) {
     const size = parseFloat(block.style.fontSize) || 16;
     const weight = parseInt(block.style.fontWeight) || 400;
     totalChars += block.chars;
     fontSizes.add(Math.round(size));
-    fontFamilies.add(block.style.fontFamily.split(",")[0].trim().toLowerCase());
+    const family = block.style.fontFamily.split(",")[0].trim().toLowerCase();
+    fontFamilies.add(family);
+    // Text in the browser's own look: its initial typeface (monospace where the browser sets it for code) and its
+    // initial or default link colour.
+    if (!block.node.closest("button, select, textarea, option")) {
+      styleCheckedChars += block.chars;
+      const uaFont = family === uaFamily || (family === "monospace" && block.node.closest(UA_MONOSPACE));
+      if (uaFont && uaColors.has(block.style.color)) defaultStyleChars += block.chars;
+    }
     if (size < 11) tinyChars += block.chars;
     const left = Math.round(block.rect.left / 4) * 4;
     lefts.set(left, (lefts.get(left) || 0) + 1);
     const r = block.rect;
     const scrollX = window.scrollX, scrollY = window.scrollY;
-    const onPage = r.right + scrollX > 0 && r.bottom + scrollY > 0 && r.left + scrollX < pageWidth &&
-      r.top + scrollY < pageBottom;
+    const onPage = (r.right + scrollX > 0 && r.bottom + scrollY > 0 && r.left + scrollX < pageWidth &&
+      r.top + scrollY < pageBottom) || inScroller(block.node, r);
     if (!onPage) offscreenChars += block.chars;
     block.readable = onPage && size >= 9;
     // Typesetting of running text (blocks of two lines or more): line length and line spacing.
@@ -179,5 +231,10 @@
     prose_chars: proseChars,
     good_measure_chars: goodMeasureChars,
     good_leading_chars: goodLeadingChars,
+    style_checked_chars: styleCheckedChars,
+    default_style_chars: defaultStyleChars,
+    painted_boxes: paintedBoxes,
+    painted_colors: paintedColors.size,
+    painted_area_fraction: paintedArea / (Math.max(pageWidth, 1) * Math.max(pageBottom, 1)),
   };
 }
