@@ -1,5 +1,6 @@
 """AesCoderGRPOTrainer: it learns through the real render-and-judge loop, logs screenshots, and writes its card."""
 
+import json
 import os
 import string
 import subprocess
@@ -77,7 +78,7 @@ def test_learns_to_raise_a_judged_reward_through_the_browser(model_path, pool, t
 
 
 def test_screenshots_logs_and_model_card(model_path, pool, tmp_path):
-    args = config(tmp_path, report_to=["tensorboard"], screenshot_logging_steps=1)
+    args = config(tmp_path, report_to=["tensorboard"], max_steps=4, screenshot_logging_steps=2)
     reward = AgenticAestheticReward(
         pool=pool, lint_gate=False, agent_time_budget=5, screenshot_dir=str(tmp_path / "s")
     )
@@ -85,13 +86,26 @@ def test_screenshots_logs_and_model_card(model_path, pool, tmp_path):
     assert list(args.reward_weights) == [0.1, 0.8, 0.1]
     assert trainer.reward_func_names == ["aesthetic_execution", "aesthetic_static", "aesthetic_interactive"]
     trainer.train()
-    shots = sorted(os.listdir(tmp_path / "s"))
-    assert "step_000001_best.png" in shots and "step_000001_worst.json" in shots
+    # Written at `screenshot_logging_steps` only, named by the global step TensorBoard logs them at, with the HTML.
+    assert sorted(os.listdir(tmp_path / "s")) == [
+        f"step_{step:06d}_{tag}.{ext}"
+        for step in (2, 4)
+        for tag in ("best", "worst")
+        for ext in ("html", "json", "png")
+    ]
+    for step in (2, 4):
+        record = json.loads((tmp_path / "s" / f"step_{step:06d}_best.json").read_text())
+        assert record["step"] == step and record["html"] == f"step_{step:06d}_best.html"
+        worst = json.loads((tmp_path / "s" / f"step_{step:06d}_worst.json").read_text())
+        assert record["screenshot"] == f"step_{step:06d}_best.png" and record["reward"] >= worst["reward"]
+    # The pages written at the last step are the last batch's (the HTML is what the reward evaluated).
+    assert (tmp_path / "s" / "step_000004_best.html").read_text() == reward.last_pages["best"]["html"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     (run_dir,) = {root for root, _, files in os.walk(tmp_path / "out" / "runs") if any("tfevents" in f for f in files)}
     events = EventAccumulator(run_dir, size_guidance={"images": 0}).Reload()
     assert "screenshots/best" in events.Tags()["images"]
+    assert [event.step for event in events.Images("screenshots/best")] == [2, 4]
     trainer.create_model_card(dataset_name="trl-ext/web-prompts")
     card = ModelCard.load(os.path.join(args.output_dir, "README.md"))
     assert "aescoder" in card.data.tags and card.data.datasets == ["trl-ext/web-prompts"]
@@ -106,7 +120,8 @@ def test_default_reward_is_built_from_the_config(model_path, tmp_path):
     reward = trainer.aesthetic_reward
     assert reward.weights == (0.2, 0.6, 0.2) and list(args.reward_weights) == [0.2, 0.6, 0.2]
     assert reward._pool_kwargs["size"] == 1 and reward._pool_kwargs["router"] is None
-    assert str(reward.screenshot_dir).endswith(os.path.join("out", "screenshots"))
+    assert reward.screenshot_dir is None  # the trainer writes the pages itself, at its own steps
+    assert str(trainer.screenshot_dir).endswith(os.path.join("out", "screenshots"))
     reward.close()
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from trl_ext.rewards.agentic import AgenticAestheticReward, instruction_text
 from trl_ext.web import BrowserPool, PageJudge, PageScore, chromium_available
+from trl_ext.web.lint import extract_html
 
 HAVE_CHROMIUM = chromium_available()
 
@@ -123,6 +124,9 @@ def test_screenshots_of_best_and_worst_are_kept(pool, tmp_path):
     best = json.loads((tmp_path / "step_000007_best.json").read_text())
     worst = json.loads((tmp_path / "step_000007_worst.json").read_text())
     assert best["reward"] > worst["reward"] and worst["failures"] == ["runtime_errors"]
+    # Each page comes with its HTML, named in its record.
+    assert best["html"] == "step_000007_best.html" and best["screenshot"] == "step_000007_best.png"
+    assert (tmp_path / best["html"]).read_text() == extract_html(WORKING) == reward.last_pages["best"]["html"]
 
 
 def test_bad_input():

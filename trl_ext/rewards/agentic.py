@@ -127,8 +127,9 @@ class AgenticAestheticReward:
     `combined` callable. Page faults (lint, JavaScript errors, timeouts, crashes) score low; infrastructure faults
     (browser died twice, judge or planner failed after retries) give `None`, which TRL leaves out. Each kind is
     counted in `counters` and logged as `aesthetic/failures/<kind>`; the means of the rubric parts are logged as
-    `aesthetic/alignment`, `aesthetic/aesthetics`, `aesthetic/structure`. The best and worst screenshots of each batch
-    are kept in `last_screenshots` and written to `screenshot_dir` if given.
+    `aesthetic/alignment`, `aesthetic/aesthetics`, `aesthetic/structure`. The best and worst page of each batch are
+    kept in `last_pages` (HTML, screenshot when rendered, terms; `last_screenshots` holds the screenshots alone) and
+    written to `screenshot_dir` if given ([`~AgenticAestheticReward.write_pages`]).
 
     Args:
         page_judge ([`~trl_ext.web.PageJudge`], *optional*):
@@ -156,7 +157,10 @@ class AgenticAestheticReward:
             Settings of the pool created when `pool` is not given (`router`: e.g. a
             [`~trl_ext.web.vendor.CDNRouter`], which serves local copies of CDN libraries).
         screenshot_dir (`str`, *optional*):
-            Folder where the best and worst screenshot of each batch are written (`step_000010_best.png` + `.json`).
+            Folder where the best and worst page of each batch are written (`step_000010_best.png`, `.html` and
+            `.json`), named by the `global_step` of the `trainer_state` TRL passes (the step being computed).
+            [`~trl_ext.AesCoderGRPOTrainer`] takes this folder over and writes the pages itself, every
+            `screenshot_logging_steps`, named by the step TensorBoard logs them at.
         cache_size (`int`, *optional*, defaults to `4096`):
             Evaluations kept for reuse across the callables.
         completion_timeout (`float`, *optional*):
@@ -245,6 +249,8 @@ class AgenticAestheticReward:
         self._logged_batches: OrderedDict[int, None] = OrderedDict()
         self.counters: Counter = Counter()
         self.last_screenshots: dict[str, tuple[bytes, str]] = {}
+        self.last_pages: dict[str, dict[str, Any]] = {}
+        self.pages_version = 0
         self.execution = self._make_reward("aesthetic_execution", lambda e: e.execution)
         self.static = self._make_reward("aesthetic_static", lambda e: e.static)
         self.interactive_reward = self._make_reward("aesthetic_interactive", lambda e: e.interactive)
@@ -545,37 +551,63 @@ class AgenticAestheticReward:
         self._check_infrastructure(evaluations)
 
     def _keep_screenshots(self, evaluations, instructions, step) -> None:
-        ranked = [
-            (e.total(self.weights), i)
-            for i, e in enumerate(evaluations)
-            if e.render is not None and e.render.screenshot and e.total(self.weights) is not None
-        ]
+        # The best and worst page of the batch, rendered or not (a page the lint gate stopped has no screenshot but
+        # still has its HTML).
+        ranked = sorted(
+            (e.total(self.weights), i) for i, e in enumerate(evaluations) if e.total(self.weights) is not None
+        )
+        self.last_pages = {}
+        self.last_screenshots = {}
+        self.pages_version += 1
         if not ranked:
             return
-        ranked.sort()
         for tag, (total, index) in (("worst", ranked[0]), ("best", ranked[-1])):
             evaluation = evaluations[index]
             caption = f"{tag} reward={total:.3f}: {instructions[index][:200]}"
-            self.last_screenshots[tag] = (evaluation.render.screenshot, caption)
-            if self.screenshot_dir is not None:
-                self.screenshot_dir.mkdir(parents=True, exist_ok=True)
-                stem = self.screenshot_dir / (f"step_{step:06d}_{tag}" if step is not None else f"latest_{tag}")
-                stem.with_suffix(".png").write_bytes(_png_thumbnail(evaluation.render.screenshot))
-                stem.with_suffix(".json").write_text(
-                    json.dumps(
-                        {
-                            "instruction": instructions[index],
-                            "reward": total,
-                            "execution": evaluation.execution,
-                            "static": evaluation.static,
-                            "interactive": evaluation.interactive,
-                            "page_score": None if evaluation.page_score is None else vars(evaluation.page_score),
-                            "failures": list(evaluation.failures),
-                            "lint": [f"{m.rule}@{m.line}:{m.col}" for m in evaluation.lint.messages][:20],
-                        },
-                        indent=2,
-                    )
-                )
+            png = evaluation.render.screenshot if evaluation.render is not None else None
+            self.last_pages[tag] = {
+                "png": png or None,
+                "html": evaluation.html,
+                "caption": caption,
+                "record": {
+                    "instruction": instructions[index],
+                    "reward": total,
+                    "execution": evaluation.execution,
+                    "static": evaluation.static,
+                    "interactive": evaluation.interactive,
+                    "page_score": None if evaluation.page_score is None else vars(evaluation.page_score),
+                    "failures": list(evaluation.failures),
+                    "lint_passed": evaluation.lint.passed,
+                    "lint": [f"{m.rule}@{m.line}:{m.col}" for m in evaluation.lint.messages][:20],
+                },
+            }
+            if png:
+                self.last_screenshots[tag] = (png, caption)
+        if self.screenshot_dir is not None:
+            self.write_pages(self.screenshot_dir, step)
+
+    def write_pages(self, folder: str | Path, step: int | None = None) -> list[Path]:
+        """
+        Write the best and worst page of the last batch to `folder`: `step_<step>_<tag>.html` (the page),
+        `.json` (its reward terms, judge scores, failures and lint messages, and the request) and `.png` (its
+        screenshot, when it was rendered), `latest_<tag>.*` without `step`. Returns the paths written.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for tag, page in self.last_pages.items():
+            stem = folder / (f"step_{step:06d}_{tag}" if step is not None else f"latest_{tag}")
+            html_path, json_path = stem.with_suffix(".html"), stem.with_suffix(".json")
+            html_path.write_text(page["html"], encoding="utf-8", errors="surrogatepass")
+            record = {**page["record"], "step": step, "html": html_path.name, "screenshot": None}
+            if page["png"]:
+                png_path = stem.with_suffix(".png")
+                png_path.write_bytes(_png_thumbnail(page["png"]))
+                record["screenshot"] = png_path.name
+                written.append(png_path)
+            json_path.write_text(json.dumps(record, indent=2))
+            written += [html_path, json_path]
+        return written
 
 
 def _key(instruction: str, html: str) -> str:

@@ -56,8 +56,10 @@ class AesCoderGRPOConfig(GRPOConfig):
             Serve local copies of common CDN libraries (Tailwind, three.js, Chart.js, ...) to the pages, from the
             vendor folder installed with `python -m trl_ext.web.vendor install`.
         screenshot_logging_steps (`int`, *optional*, defaults to `10`):
-            Log the best and worst screenshot of the batch to TensorBoard/W&B every this many steps (0 disables);
-            they are always written to `<output_dir>/screenshots/`.
+            Every this many optimizer steps (0 disables), log the best and worst page of the last batch to
+            TensorBoard/W&B and write them to `<output_dir>/screenshots/step_<global_step>_{best,worst}` (`.png`
+            screenshot when the page was rendered, `.html` page, `.json` reward terms and scores), named by the step
+            TensorBoard shows them at.
         reward_preflight (`bool`, *optional*, defaults to `True`):
             Before training, render a control page and have the judges score it; a dead endpoint or a browser that
             cannot render stops the run at once with an error naming the setting to fix.
@@ -108,7 +110,7 @@ class AesCoderGRPOConfig(GRPOConfig):
     page_timeout: float = field(default=20.0, metadata={"help": "Hard seconds to render one page."})
     serve_cdn_libraries: bool = field(default=True, metadata={"help": "Serve local copies of CDN libraries."})
     screenshot_logging_steps: int = field(
-        default=10, metadata={"help": "Log best/worst screenshots every this many steps (0: never)."}
+        default=10, metadata={"help": "Log and write the best/worst pages every this many steps (0: never)."}
     )
     reward_preflight: bool = field(
         default=True, metadata={"help": "Check the browser and the judges on a control page before training."}

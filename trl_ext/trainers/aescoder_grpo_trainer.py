@@ -5,6 +5,7 @@ import io
 import logging
 import os
 
+from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from ..data.aescode import AESCODER_CITATION
@@ -16,13 +17,26 @@ from .aescoder_grpo_config import AesCoderGRPOConfig
 
 logger = logging.getLogger(__name__)
 
+
+class _ScreenshotCallback(TrainerCallback):
+    """Every `screenshot_logging_steps` optimizer steps (global step, after the update), the trainer's pages."""
+
+    def __init__(self, trainer: AesCoderGRPOTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        every = args.screenshot_logging_steps
+        if every and state.global_step % every == 0 and state.is_world_process_zero:
+            self.trainer._log_screenshots()
+
+
 CITATION = AESCODER_CITATION
 
 
 def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:
     """
     The agentic reward described by `args`: VLM judges on `judge_base_url` (or the offline design judge and heuristic
-    GUI agent), a browser pool serving local CDN libraries, screenshots under `<output_dir>/screenshots`.
+    GUI agent), a browser pool serving local CDN libraries. (The trainer writes the pages to `<output_dir>/screenshots`.)
     """
     return AgenticAestheticReward.from_settings(
         judge_base_url=args.judge_base_url,
@@ -45,7 +59,6 @@ def build_aesthetic_reward(args: AesCoderGRPOConfig) -> AgenticAestheticReward:
         agent_time_budget=args.agent_time_budget,
         pool_size=args.browser_pool_size,
         page_timeout=args.page_timeout,
-        screenshot_dir=os.path.join(args.output_dir, "screenshots"),
         judge_timeout=args.judge_timeout * (args.judge_max_retries + 1),
         max_infrastructure_failure_rate=args.max_infrastructure_failure_rate,
         failure_window=args.infrastructure_failure_window,
@@ -59,8 +72,10 @@ class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
     [`~trl_ext.rewards.agentic.AgenticAestheticReward`] (weighted 0.1 / 0.8 / 0.1 by default).
 
     What the subclass adds to [`~trl.GRPOTrainer`]: it builds the reward from the config, owns the browser pool's
-    lifecycle (closed when training ends), logs the best and worst page screenshot of a batch to TensorBoard / W&B
-    every `screenshot_logging_steps`, and writes an AesCoder model card.
+    lifecycle (closed when training ends), every `screenshot_logging_steps` logs the best and worst page of the last
+    batch to TensorBoard / W&B and writes them to `<output_dir>/screenshots/step_<global_step>_{best,worst}.{png,html,
+    json}` (the step TensorBoard shows; the page's HTML next to its screenshot and scores), and writes an AesCoder
+    model card.
 
     Args:
         model (`str` or `PreTrainedModel`):
@@ -108,9 +123,15 @@ class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
         )
         validate_trainer_inputs(model, extra, pargs, kwargs)
         self.aesthetic_reward = aesthetic_reward if aesthetic_reward is not None else build_aesthetic_reward(args)
+        # The trainer writes the pages, at its logging steps and under its step numbers; the reward would write every
+        # batch, numbered by the step being computed (one less than the step TensorBoard logs it at).
+        self.screenshot_dir = self.aesthetic_reward.screenshot_dir or os.path.join(args.output_dir, "screenshots")
+        self.aesthetic_reward.screenshot_dir = None
+        self._pages_written = self.aesthetic_reward.pages_version
         if args.reward_weights is None:
             args.reward_weights = [*self.aesthetic_reward.weights, *([1.0] * len(extra))]
         super().__init__(model, [*self.aesthetic_reward.reward_funcs, *extra], args, *pargs, **kwargs)
+        self.add_callback(_ScreenshotCallback(self))
 
     def train(self, *args, **kwargs):
         try:
@@ -129,21 +150,21 @@ class AesCoderGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
             # Closes Chromium and the judges' clients (a later evaluation re-creates the pool on demand).
             self.aesthetic_reward.close()
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        super().log(logs, start_time)
-        every = self.args.screenshot_logging_steps
-        if every and self.state.global_step % every == 0 and self.accelerator.is_main_process:
-            self._log_screenshots()
-
     def _log_screenshots(self) -> None:
-        shots = self.aesthetic_reward.last_screenshots
+        """Write and log the best and worst page of the last batch under `self.state.global_step` (once per batch)."""
+        reward = self.aesthetic_reward
+        if reward.pages_version == self._pages_written:
+            return  # no new batch since the last write (e.g. `steps_per_generation` > 1)
+        self._pages_written = reward.pages_version
+        step = self.state.global_step
+        reward.write_pages(self.screenshot_dir, step)
+        shots = reward.last_screenshots
         if not shots:
             return
         from PIL import Image
 
         images = {tag: (Image.open(io.BytesIO(png)).convert("RGB"), caption) for tag, (png, caption) in shots.items()}
         report_to = self.args.report_to or []
-        step = self.state.global_step
         if "tensorboard" in report_to:
             import numpy as np
             from transformers.integrations import TensorBoardCallback
