@@ -79,5 +79,5 @@ def test_t2i_recipe_runs_under_accelerate_launch(tmp_path):
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
     card = (tmp_path / "README.md").read_text()
-    assert "AR-GRPO" in card and "text-to-image" in card and "brightness_reward" in card
+    assert "AR-GRPO" in card and "text-to-image" in card and "| `brightness` |" in card  # the YAML's reward name
     assert list((tmp_path / "runs").rglob("events.out.tfevents.*")), "tensorboard logs missing"
