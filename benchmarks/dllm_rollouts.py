@@ -89,8 +89,6 @@ def main():
     cuda = args.device == "cuda"
     args.batch = args.batch or (10 if cuda else 8)
     args.prompt = args.prompt or (200 if cuda else 256)
-    if not cuda:
-        torch.set_num_threads(torch.get_num_threads())
     model, adapter, ids, mask = build(args)
     name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
     print(f"{args.shape} shape, batch {args.batch} x ({args.prompt} prompt + {args.completion}), blocks of "

@@ -48,6 +48,14 @@ RECIPES = {
 BASE_MODEL = {"coupled": "_tiny_base_model", "c2i": "_tiny_base_models/gpt", "aescoder": "_tiny_base_model"}
 
 
+def recipe_args(recipe: str, reference: Path) -> list:
+    """The recipe's arguments, started from the tiny model(s) the DDP reference run saved."""
+    args = [*RECIPES[recipe], "--model_name_or_path", reference / BASE_MODEL[recipe]]
+    if recipe == "c2i":
+        args += ["--vq_model_name_or_path", reference / "_tiny_base_models" / "vq"]
+    return args
+
+
 def cpu_config(name: str, tmp_path: Path) -> Path:
     """The shipped accelerate config `name`, changed only where a 2-process CPU run must differ."""
     config = yaml.safe_load((CONFIGS / name).read_text())
@@ -106,9 +114,7 @@ def ddp_run(tmp_path_factory):
 def test_recipe_under_deepspeed_matches_ddp(recipe, stage, ddp_run, tmp_path):
     reference = ddp_run(recipe)
     out = tmp_path / "run"
-    args = [*RECIPES[recipe], "--model_name_or_path", reference / BASE_MODEL[recipe]]
-    if recipe == "c2i":
-        args += ["--vq_model_name_or_path", reference / "_tiny_base_models" / "vq"]
+    args = recipe_args(recipe, reference)
     accelerate_launch(cpu_config(stage, tmp_path), [*args, "--save_strategy", "steps", "--save_steps", "2"], out)
     # DeepSpeed ran, with the optimizer state partitioned over the 2 processes.
     partitions = sorted(p.name for p in (out / "checkpoint-2" / "global_step2").glob("*optim_states.pt"))
@@ -132,9 +138,7 @@ def assert_same_training(trained, expected, base):
 def test_recipe_under_fsdp2_matches_ddp(recipe, ddp_run, tmp_path):
     reference = ddp_run(recipe)
     out = tmp_path / "run"
-    args = [*RECIPES[recipe], "--model_name_or_path", reference / BASE_MODEL[recipe]]
-    if recipe == "c2i":
-        args += ["--vq_model_name_or_path", reference / "_tiny_base_models" / "vq"]
+    args = recipe_args(recipe, reference)
     accelerate_launch(cpu_config("fsdp2.yaml", tmp_path), args, out)
     base = weights(reference / BASE_MODEL[recipe])
     assert_same_training(weights(out), weights(reference), base)

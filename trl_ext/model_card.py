@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import functools
 import importlib.resources
 import json
 import logging
@@ -699,8 +700,10 @@ def render_model_card(
 PROJECT_URL = "https://github.com/trl-ext/trl_ext"
 
 
+@functools.lru_cache(maxsize=1)
 def _source_checkout() -> tuple[str | None, str | None]:
-    """The source folder trl_ext is installed from (an editable install or a clone) and its git revision, if any."""
+    """The source folder trl_ext is installed from (an editable install or a clone) and its git revision, if any
+    (looked up once per process: every card write of a run names the same checkout)."""
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
