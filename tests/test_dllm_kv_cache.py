@@ -66,12 +66,12 @@ def test_cached_keys_and_values_equal_a_fresh_forward_at_a_refresh(family):
     the window, in the cache's order; a step without a refresh leaves them untouched."""
     from transformers import DynamicCache
 
-    name, model, adapter, ids, mask = family
+    _, model, adapter, ids, mask = family
     length, mask_id = 12, adapter.mask_token_id
     canvas = torch.cat([ids, ids.new_full((ids.size(0), length), mask_id)], 1)
     canvas[:, ids.size(1) : ids.size(1) + 4] = 7  # the first block is decoded
     full_mask = torch.cat([mask, mask.new_ones(ids.size(0), length)], 1)
-    backbone = model.model if name == "dream" else model.model
+    backbone = model.model
     for mode in ("prefix", "dual"):
         sampler = MaskedDiffusionSampler(adapter, max_new_tokens=length, block_length=4, steps=6, kv_cache=mode)
         window = _CachedWindow(sampler, full_mask, ids.size(1), 4, 8, length)
