@@ -15,7 +15,9 @@ What the card picks up from the output folder when it is rendered:
   static / interactive scores, per category) or a flat `{"metric": value}` JSON. Write it with
   `python recipes/aescoder_eval.py --model_name_or_path <output_dir> --output_dir <output_dir>/eval` before pushing,
   pass `eval_report=` to `create_model_card`, or add it to an existing card with
-  `python -m trl_ext.model_card add-eval <output_dir> [--report path/to/report.json]`.
+  `python -m trl_ext.model_card add-eval <output_dir> [--report path/to/report.json] [--push_to_hub <repo_id>]`.
+  The code and image evaluators (`python -m trl_ext.eval.code`, `python -m trl_ext.eval.image`) write reports with a
+  `summary` per benchmark and a ready `model_index`, which become a table and the card's `model-index`.
 
 Metadata is validated offline by [`validate_model_card`]: `huggingface_hub.ModelCard.validate()` posts the card to the
 Hub's `/api/validate-yaml`, which needs the network; here the YAML is parsed into
@@ -354,12 +356,51 @@ def _is_opendesign_report(report: dict) -> bool:
     return isinstance(report.get("overall"), dict) and "static_total" in report["overall"]
 
 
+# What each paper reported on its benchmarks, for the card's evaluation section (numbers from the papers).
+_PAPER_REFERENCES = {
+    "code": (
+        "For reference, DiffuCoder reports EvalPlus pass@1 (greedy) of 72.0 / 65.2 / 75.1 / 61.9 on HumanEval / "
+        "HumanEval+ / MBPP / MBPP+ for DiffuCoder-7B-Instruct and 73.2 / 68.3 / 78.6 / 67.5 after coupled-GRPO "
+        "(arXiv 2506.20639); numbers from other prompts, lengths or decoding settings are not comparable."
+    ),
+    "image": (
+        "For reference, LlamaGen reports ImageNet 256x256 FID 5.46 (B), 3.80 (L) and 2.62 (XL at 384) with CFG, against "
+        "ADM's reference batch with ADM's TensorFlow evaluator; FIDs from other reference batches, sample counts or "
+        "Inception ports are not comparable (see `trl_ext.eval.image`)."
+    ),
+}
+
+
+def _is_benchmark_report(report: dict) -> bool:
+    """A report of `trl_ext.eval.code` / `trl_ext.eval.image`: `kind`, a `summary` per benchmark, `model_index`."""
+    return report.get("kind") in _PAPER_REFERENCES and isinstance(report.get("summary"), dict)
+
+
+def _benchmark_section(report: dict) -> list[str]:
+    summary = {name: metrics for name, metrics in report["summary"].items() if isinstance(metrics, dict)}
+    metrics = list(dict.fromkeys(metric for values in summary.values() for metric in values))
+    settings = report.get("settings") or {}
+    shown = ", ".join(f"`{k}={v}`" for k, v in settings.items() if isinstance(v, (str, int, float, bool)))
+    lines = [
+        f"Evaluated with `python -m {report.get('evaluator') or 'trl_ext.eval.' + report['kind']}`"
+        + (f" ({shown})." if shown else "."),
+        "",
+        "| benchmark | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
+    for name, values in summary.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(values.get(metric)) for metric in metrics) + " |")
+    return [*lines, "", _PAPER_REFERENCES[report["kind"]]]
+
+
 def eval_section(report: dict | None) -> str:
     """The card's `## Evaluation` section (markdown) for a report; empty without one."""
     if not report:
         return ""
     lines = [_EVAL_START, "## Evaluation", ""]
-    if _is_opendesign_report(report):
+    if _is_benchmark_report(report):
+        lines += _benchmark_section(report)
+    elif _is_opendesign_report(report):
         overall = report["overall"]
         lines += [
             f"OpenDesign-style evaluation with `recipes/aescoder_eval.py`: {overall.get('pages', 'n/a')} pages from "
@@ -391,6 +432,8 @@ def eval_results(report: dict | None, dataset_name: str = "trl_ext evaluation") 
     """The report as [`~huggingface_hub.EvalResult`]s (the card's `model-index`)."""
     if not report:
         return []
+    if _is_benchmark_report(report):
+        return _model_index_results(report)
     if _is_opendesign_report(report):
         prompts = str(report.get("prompts") or "opendesign")
         metrics = {label: report["overall"].get(key) for key, label in _OPENDESIGN_COLUMNS[:3]}
@@ -411,6 +454,29 @@ def eval_results(report: dict | None, dataset_name: str = "trl_ext evaluation") 
         for name, value in metrics.items()
         if value is not None
     ]
+
+
+_EVAL_RESULT_FIELDS = {field.name for field in dataclasses.fields(EvalResult)}
+
+
+def _model_index_results(report: dict) -> list[EvalResult]:
+    entries = report.get("model_index")
+    if not isinstance(entries, list):
+        raise ValueError(
+            f"Evaluation report of kind {report['kind']!r} has no `model_index` list (one dict of EvalResult fields "
+            "per published number): write it with `python -m trl_ext.eval.code` / `trl_ext.eval.image`."
+        )
+    results = []
+    for i, entry in enumerate(entries):
+        unknown = set(entry) - _EVAL_RESULT_FIELDS if isinstance(entry, dict) else None
+        if unknown is None or unknown:
+            raise ValueError(
+                f"`model_index[{i}]` of the evaluation report must be a dict of huggingface_hub.EvalResult fields; "
+                f"got {entry!r}" + (f" (unknown fields {sorted(unknown)})" if unknown else "")
+            )
+        if entry.get("metric_value") is not None:
+            results.append(EvalResult(**entry))
+    return results
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -781,19 +847,78 @@ def add_eval_report_to_card(readme_path: str, report: dict | str | os.PathLike) 
     return new
 
 
+def push_eval_to_hub(
+    model_dir: str | os.PathLike,
+    repo_id: str,
+    report: dict | str | os.PathLike | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+) -> str:
+    """
+    Add an evaluation report to `<model_dir>/README.md` (see [`add_eval_report_to_card`]) and push the card, with the
+    report itself as `eval/report.json` (and `eval/report.md` when next to it), to the Hub repository `repo_id` in one
+    commit. The Hub reads the card's `model-index` into the model page's evaluation results. Returns the commit URL.
+
+    The results go through `huggingface_hub`'s card and commit API (what `evaluate.push_to_hub` also calls, one
+    metric per commit); `evaluate` itself is not used.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    model_dir = os.fspath(model_dir)
+    report_path = os.fspath(report) if isinstance(report, (str, os.PathLike)) else None
+    if report is None:
+        report_path = os.path.join(model_dir, EVAL_REPORT_PATH)
+        if not os.path.isfile(report_path):
+            raise FileNotFoundError(
+                f"No evaluation report at {report_path}: run `python -m trl_ext.eval.code` / `trl_ext.eval.image` "
+                "with `--output_dir` set to the model folder, or pass `--report`."
+            )
+        report = report_path
+    readme = os.path.join(model_dir, "README.md")
+    if not os.path.isfile(readme):
+        raise FileNotFoundError(f"{readme} not found: the model folder has no model card to add the results to.")
+    card = add_eval_report_to_card(readme, report)
+    operations = [CommitOperationAdd("README.md", card.content.encode("utf-8"))]
+    loaded = load_eval_report(report)
+    operations.append(
+        CommitOperationAdd(EVAL_REPORT_PATH.replace(os.sep, "/"), json.dumps(loaded, indent=2).encode("utf-8"))
+    )
+    markdown = os.path.join(os.path.dirname(report_path), "report.md") if report_path else None
+    if markdown and os.path.isfile(markdown):
+        operations.append(CommitOperationAdd("eval/report.md", markdown))
+    commit = HfApi(token=token).create_commit(
+        repo_id,
+        operations,
+        commit_message="Add evaluation results (trl_ext)",
+        revision=revision,
+    )
+    return commit.commit_url
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m trl_ext.model_card", description="Model-card utilities.")
     commands = parser.add_subparsers(dest="command", required=True)
     add_eval = commands.add_parser("add-eval", help="Add an evaluation report to a saved model's README.md.")
     add_eval.add_argument("model_dir")
     add_eval.add_argument("--report", default=None, help=f"Defaults to <model_dir>/{EVAL_REPORT_PATH}.")
+    add_eval.add_argument(
+        "--push_to_hub",
+        metavar="REPO_ID",
+        default=None,
+        help="Also push the updated card and the report (eval/report.json) to this Hub model repository.",
+    )
+    add_eval.add_argument("--revision", default=None, help="Branch to push to (with --push_to_hub).")
     check = commands.add_parser("validate", help="Validate a README.md's metadata offline.")
     check.add_argument("readme")
     args = parser.parse_args(argv)
     if args.command == "add-eval":
         readme = os.path.join(args.model_dir, "README.md")
-        add_eval_report_to_card(readme, args.report or os.path.join(args.model_dir, EVAL_REPORT_PATH))
-        print(f"Updated {readme}")
+        if args.push_to_hub:
+            url = push_eval_to_hub(args.model_dir, args.push_to_hub, args.report, revision=args.revision)
+            print(f"Updated {readme} and pushed it with the report: {url}")
+        else:
+            add_eval_report_to_card(readme, args.report or os.path.join(args.model_dir, EVAL_REPORT_PATH))
+            print(f"Updated {readme}")
     else:
         validate_model_card(open(args.readme, encoding="utf-8").read())
         print(f"{args.readme}: metadata valid")
