@@ -252,6 +252,11 @@ def test_evalplus_base_and_plus_are_reported_separately(tmp_path):
     assert report["problems"][1]["samples"][2]["base"]["failure"] == "syntax"
     assert report["problems"][2]["samples"][2]["plus"]["failure"] == "runtime"
 
+    assert [p["correct"] for p in report["problems"]] == [
+        {"humaneval": 2, "humaneval+": 1},
+        {"humaneval": 1, "humaneval+": 1},
+        {"humaneval": 2, "humaneval+": 1},
+    ]
     base, plus = report["summary"]["humaneval"], report["summary"]["humaneval+"]
     # Correct per problem (n = 3): base 2, 1, 2; plus 1, 1, 1.
     assert base["pass@1"] == pytest.approx((2 / 3 + 1 / 3 + 2 / 3) / 3)

@@ -88,9 +88,9 @@ class CodeEvalArguments:
     Settings of [`evaluate_code`] (and of `python -m trl_ext.eval.code`).
 
     Give exactly one of `model_name_or_path` (generate, then score) and `samples` (score an EvalPlus samples file).
-    The diffusion defaults are DiffuCoder's (arXiv 2506.20639 and its model card): 256 new tokens decoded in 256 steps
-    (one token per step) over the whole canvas, `alg="entropy"`, top-p 0.95 when sampling; greedy (temperature 0) for
-    pass@1.
+    The diffusion defaults are DiffuCoder's decoding settings (arXiv 2506.20639's recipe and the DiffuCoder model
+    cards' inference example): 256 new tokens decoded in 256 steps (one token per step) over the whole canvas,
+    `alg="entropy"`, top-p 0.95 when sampling; greedy (temperature 0) for pass@1.
     """
 
     output_dir: str = field(metadata={"help": "The report goes to <output_dir>/eval/report.json and report.md."})
@@ -509,8 +509,9 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
     progress = tqdm(total=len(rows), desc="generating", unit="completion", disable=None)
     for start in range(0, len(rows), args.batch_size):
         batch = rows[start : start + args.batch_size]
+        # A chat prompt already holds its special tokens; a plain completion prompt gets the tokenizer's (e.g. BOS).
         inputs = tokenizer([prompt for _, prompt in batch], return_tensors="pt", padding=True,
-                           add_special_tokens=False).to(device)  # fmt: skip
+                           add_special_tokens=style == "completion").to(device)  # fmt: skip
         with torch.no_grad():
             if sampler is not None:
                 output = sampler.sample(model, inputs.input_ids, inputs.attention_mask, generator=generator)
@@ -638,8 +639,10 @@ def _evalplus_check(args, problem, program, split, truth) -> tuple[str, float, i
         f"check_inputs({program!r}, {problem.entry_point!r}, {inputs_b64!r}, {truth['expected']!r}, {limits!r}, "
         f"{budget!r}, {problem.atol!r}, {problem.oracle!r})"
     )
-    # The sandbox's own limit is a backstop for a program that escapes the harness's alarms.
-    return HARNESS_SOURCE + "\n" + call + "\n", budget + 2.0, len(inputs)
+    # The harness enforces the per-input limits and the budget itself; the sandbox's limit is only a backstop for a
+    # program that escapes its alarms, rounded up to a few values so that snippets of many problems share a start.
+    backstop = next((limit for limit in _BACKSTOPS if limit >= budget + 2.0), budget + 2.0)
+    return HARNESS_SOURCE + "\n" + call + "\n", backstop, len(inputs)
 
 
 def failure_kind(result: TestResult | SandboxInfraError) -> str | None:
@@ -660,6 +663,7 @@ def failure_kind(result: TestResult | SandboxInfraError) -> str | None:
     return "runtime"
 
 
+_BACKSTOPS = (8.0, 16.0, 32.0, 64.0)
 _INPUT_INDEX = re.compile(r"^\w+: input (\d+) of (\d+)")
 _REDO = ("the runner was killed", "sandbox timed out")
 
@@ -779,8 +783,10 @@ def _benchmark_names(args: CodeEvalArguments) -> dict[str, str | None]:
     return {args.benchmark: "base", args.benchmark + "+": None}
 
 
-def summarise(args: CodeEvalArguments, verdicts: list[list[dict[str, dict]]]) -> tuple[dict, dict]:
+def summarise(args: CodeEvalArguments, verdicts: list[list[dict[str, dict]]]) -> tuple[dict, dict, list[dict]]:
+    """pass@k per reported benchmark, failure kinds per benchmark, and per problem its number of correct samples."""
     summary, failures = {}, {}
+    correct_per_problem: list[dict[str, int]] = [{} for _ in verdicts]
     for name, split in _benchmark_names(args).items():
         ns, cs, kinds = [], [], Counter()
         for samples in verdicts:
@@ -796,6 +802,7 @@ def summarise(args: CodeEvalArguments, verdicts: list[list[dict[str, dict]]]) ->
                     kinds[kind] += 1
             ns.append(len(samples))
             cs.append(correct)
+            correct_per_problem[len(ns) - 1][name] = correct
         metrics = {}
         for k in args.k:
             metrics[f"pass@{k}"] = round(sum(pass_at_k(n, c, k) for n, c in zip(ns, cs)) / len(ns), 6)
@@ -803,7 +810,7 @@ def summarise(args: CodeEvalArguments, verdicts: list[list[dict[str, dict]]]) ->
         metrics["samples"] = sum(ns)
         summary[name] = metrics
         failures[name] = {kind: kinds.get(kind, 0) for kind in FAILURE_KINDS}
-    return summary, failures
+    return summary, failures, correct_per_problem
 
 
 def model_index(summary: dict, k_values: Sequence[int]) -> list[dict]:
@@ -859,17 +866,24 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
 
     Example:
 
+    A one-problem file in EvalPlus's format, and a sample that passes the base inputs but not the plus ones:
+
     ```python
     >>> import json, os, tempfile
-    >>> from trl_ext.eval.code import evaluate_code, humaneval_data_path, _read_jsonl
-    >>> rows = _read_jsonl(humaneval_data_path())[:2]
+    >>> from trl_ext.eval.code import evaluate_code
     >>> folder = tempfile.mkdtemp()
-    >>> with open(os.path.join(folder, "samples.jsonl"), "w") as f:
-    ...     for row in rows:
-    ...         _ = f.write(json.dumps({"task_id": row["task_id"], "completion": row["canonical_solution"]}) + "\\n")
-    >>> report = evaluate_code(output_dir=folder, samples=os.path.join(folder, "samples.jsonl"), limit=2)
-    >>> report["summary"]["humaneval"]["pass@1"]
-    1.0
+    >>> problem = {"task_id": "HumanEval/0", "prompt": "def add(a, b):\\n", "entry_point": "add", "atol": 0,
+    ...            "canonical_solution": "    return a + b\\n", "base_input": [[1, 2]], "plus_input": [[10**6, 1]]}
+    >>> sample = {"task_id": "HumanEval/0", "completion": "    return a + b if a < 100 else 0\\n"}
+    >>> for name, row in (("tiny.jsonl", problem), ("samples.jsonl", sample)):
+    ...     with open(os.path.join(folder, name), "w") as f:
+    ...         _ = f.write(json.dumps(row))
+    >>> report = evaluate_code(output_dir=folder, dataset_path=os.path.join(folder, "tiny.jsonl"),
+    ...                        samples=os.path.join(folder, "samples.jsonl"))
+    >>> report["summary"]["humaneval"]["pass@1"], report["summary"]["humaneval+"]["pass@1"]
+    (1.0, 0.0)
+    >>> report["problems"][0]["samples"][0]["plus"]["failure"]
+    'assertion'
     ```
     """
     if args is None:
@@ -917,7 +931,7 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
         sandbox.close()
     scoring_seconds = time.monotonic() - start
 
-    summary, failures = summarise(args, verdicts)
+    summary, failures, correct = summarise(args, verdicts)
     # A samples run generated nothing: its settings are the scoring ones only.
     skipped = {"output_dir"} | (set(GENERATION_FIELDS) if args.samples is not None else set())
     settings = {
@@ -939,6 +953,7 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
         "problems": [
             {
                 "task_id": problem.task_id,
+                "correct": correct[i],
                 "samples": [
                     {"completion": completion, "program": program, **verdict}
                     for completion, program, verdict in zip(completions[i], programs[i], verdicts[i])
