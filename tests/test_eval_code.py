@@ -362,9 +362,35 @@ def test_tiny_causal_lm_end_to_end_as_a_module(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Prompts and programs
+# ---------------------------------------------------------------------------------------------------------------------
+PROBLEM = code_eval.CodeProblem("HumanEval/0", 'def add(a, b):\n    """Sum."""\n', "add", "    return a + b\n")
+
+
+def test_programs_from_plain_completions_and_chat_answers():
+    program = code_eval.program_from_completion
+    # A base model's completion stops at EvalPlus's stop strings and follows the prompt.
+    text = "    return a + b\n\ndef other():\n    pass\nprint(add(1, 2))"
+    assert program(PROBLEM, text, "completion", "humaneval") == PROBLEM.prompt + "    return a + b\n"
+    assert program(PROBLEM, "    return a + b\nassert add(1, 2) == 3", "completion", "mbpp").endswith("return a + b")
+    # A chat answer continues the prefilled ```python block: the code up to the closing fence.
+    whole = "def add(a, b):\n    return a + b\n"
+    assert program(PROBLEM, whole + "```\nIt adds.", "chat", "humaneval") == whole
+    assert program(PROBLEM, "    return a + b\n```", "chat", "humaneval") == PROBLEM.prompt + "    return a + b\n"
+    # A model that opened its own block: its last ```python block.
+    assert program(PROBLEM, "Sure!\n```python\n" + whole + "```\n", "chat", "humaneval") == whole
+
+
+def test_chat_prompt_is_evalplus_instruction_with_the_answer_prefilled(tokenizer):
+    prompt = code_eval.build_chat_prompt(tokenizer, PROBLEM)
+    assert prompt.startswith("<|im_start|>user\n" + code_eval.INSTRUCTION_PREFIX + "\n```\ndef add(a, b):")
+    assert prompt.endswith("<|im_start|>assistant\n" + code_eval.RESPONSE_PREFIX + "\n```python\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Early errors
 # ---------------------------------------------------------------------------------------------------------------------
-def test_early_errors_name_the_field_and_the_fix(tmp_path):
+def test_early_errors_name_the_field_and_the_fix(tmp_path, monkeypatch):
     out = str(tmp_path)
     samples = _write_jsonl(tmp_path / "s.jsonl", [{"task_id": "HumanEval/0", "completion": "    pass\n"}])
     with pytest.raises(ValueError, match="`benchmark` must be one of"):
@@ -379,6 +405,9 @@ def test_early_errors_name_the_field_and_the_fix(tmp_path):
         CodeEvalArguments(output_dir=out, model_name_or_path="m", n_samples=5, k=[1, 10], temperature=0.8)
     with pytest.raises(ValueError, match="set `temperature` > 0"):
         CodeEvalArguments(output_dir=out, model_name_or_path="m", n_samples=5)
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    with pytest.raises((ImportError, ValueError), match="`sandbox` 'e2b' needs"):
+        CodeEvalArguments(output_dir=out, samples=samples, sandbox="e2b")
     with pytest.raises(ValueError, match="pass@10 needs at least 10 samples"):
         evaluate_code(output_dir=out, samples=samples, limit=1, k=[1, 10])
     with pytest.raises(ValueError, match="no sample for 163 problem"):

@@ -186,6 +186,11 @@ class CodeEvalArguments:
             raise ValueError(f"`sandbox` must be 'local' or 'e2b', got {self.sandbox!r}.")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"`limit` must be >= 1, got {self.limit}.")
+        if self.sandbox == "e2b":
+            if importlib.util.find_spec("e2b_code_interpreter") is None:
+                raise ImportError("`sandbox` 'e2b' needs `pip install 'trl_ext[e2b]'`; or use `sandbox` 'local'.")
+            if not os.environ.get("E2B_API_KEY"):
+                raise ValueError("`sandbox` 'e2b' needs the E2B_API_KEY environment variable; or use 'local'.")
         if self.use_vllm and importlib.util.find_spec("vllm") is None:
             raise ImportError("`use_vllm` needs vLLM: `pip install 'trl_ext[vllm]'`, or drop `--use_vllm`.")
 
@@ -893,6 +898,17 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     problems = load_problems(args.benchmark, args.dataset_path)
     if args.limit is not None:
         problems = problems[: args.limit]
+    # The canonical outputs first: a broken dataset file fails before an hour of generation, not after. E2B cannot
+    # return a script's output, so the (trusted) canonical solutions always run in a local sandbox.
+    start = time.monotonic()
+    ground_truth = None
+    if args.dataset_path is not None:
+        from ..sandbox import LocalSandbox
+
+        with LocalSandbox(max_workers=args.workers, memory_limit_mb=args.memory_limit_mb) as local:
+            ground_truth = compute_ground_truth(problems, local)
+    ground_truth_seconds = time.monotonic() - start
+
     start = time.monotonic()
     generation_settings: dict[str, Any] = {}
     if args.samples is not None:
@@ -917,15 +933,6 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     start = time.monotonic()
     sandbox = make_sandbox(args)
     try:
-        ground_truth = None
-        if args.dataset_path is not None:
-            if args.sandbox == "local":
-                ground_truth = compute_ground_truth(problems, sandbox)
-            else:  # E2B cannot return a script's output: the trusted canonical solutions run locally (sandboxed)
-                from ..sandbox import LocalSandbox
-
-                with LocalSandbox(max_workers=args.workers, memory_limit_mb=args.memory_limit_mb) as local:
-                    ground_truth = compute_ground_truth(problems, local)
         verdicts = score_programs(args, problems, programs, sandbox, ground_truth)
     finally:
         sandbox.close()
@@ -949,7 +956,11 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
         "summary": summary,
         "model_index": model_index(summary, args.k),
         "failure_kinds": failures,
-        "seconds": {"generation": round(generation_seconds, 2), "scoring": round(scoring_seconds, 2)},
+        "seconds": {
+            "ground_truth": round(ground_truth_seconds, 2),
+            "generation": round(generation_seconds, 2),
+            "scoring": round(scoring_seconds, 2),
+        },
         "problems": [
             {
                 "task_id": problem.task_id,
