@@ -413,9 +413,9 @@ def program_from_completion(problem: CodeProblem, text: str, style: str, benchma
             if position != -1:
                 cut = min(cut, position)
         return problem.prompt + text[:cut]
-    code = text.split("```", 1)[0] if not text.lstrip().startswith("```") else extract_code(text)
-    if not _defines(code, problem.entry_point) and "```" in text:
-        code = extract_code(text)
+    head = text.split("```", 1)[0]
+    fenced = extract_code(text) if "```" in text else head
+    code = head if _defines(head, problem.entry_point) or not _defines(fenced, problem.entry_point) else fenced
     return code if _defines(code, problem.entry_point) else problem.prompt + code
 
 
