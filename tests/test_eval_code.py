@@ -292,6 +292,7 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
             {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return [x for x in b if x in a]\n"},
             {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return a + b\n"},
             {"task_id": "Mbpp/2", "solution": "import time\ndef similar_elements(a, b):\n    time.sleep(60)\n"},
+            {"task_id": "Mbpp/2", "solution": "while True:\n    pass\n"},  # never finishes defining itself
         ],
     )
     start = time.monotonic()
@@ -300,9 +301,10 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
     )
     assert time.monotonic() - start < 20  # the sleeper is stopped after max(1.0, 4 x canonical time), not 60 s
     verdicts = [(s["base"]["passed"], s["plus"]["passed"]) for s in _samples(report)]
-    assert verdicts == [(True, True), (False, False), (False, False)]
+    assert verdicts == [(True, True), (False, False), (False, False), (False, False)]
     assert report["problems"][0]["samples"][1]["base"]["failure"] == "assertion"  # tuple + tuple: wrong elements
     assert report["problems"][0]["samples"][2]["base"]["failure"] == "timeout"
+    assert "defining the solution exceeded" in report["problems"][0]["samples"][3]["plus"]["detail"]
     assert set(report["summary"]) == {"mbpp", "mbpp+"}
     assert report["settings"]["min_time_limit"] == 1.0 and report["settings"]["gt_time_limit_factor"] == 4.0
 

@@ -114,9 +114,15 @@ def check_inputs(source, entry_point, inputs_b64, expected_b64, limits, budget, 
     check). Each call runs under its own time limit and all calls together under `budget` seconds."""
     inputs = _h_pickle.loads(_h_base64.b64decode(inputs_b64))
     expected = _h_pickle.loads(_h_base64.b64decode(expected_b64))
-    function = _h_entry(_h_load(source), entry_point)
     _h_signal.signal(_h_signal.SIGALRM, _h_alarm)
     deadline = _h_time.monotonic() + budget
+    _h_signal.setitimer(_h_signal.ITIMER_REAL, budget)  # a program that never finishes defining itself
+    try:
+        function = _h_entry(_h_load(source), entry_point)
+    except InputTimeout:
+        raise InputTimeout(f"input 0 of {len(inputs)}: defining the solution exceeded {budget:.1f}s") from None
+    finally:
+        _h_signal.setitimer(_h_signal.ITIMER_REAL, 0)
     total = len(inputs)
     for index, (arguments, wanted, limit) in enumerate(zip(inputs, expected, limits)):
         remaining = deadline - _h_time.monotonic()

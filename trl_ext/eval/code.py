@@ -673,7 +673,27 @@ _INPUT_INDEX = re.compile(r"^\w+: input (\d+) of (\d+)")
 _REDO = ("the runner was killed", "sandbox timed out")
 
 
-def run_checks(sandbox: CodeSandbox, checks: list[_Check], max_batch: int) -> list[TestResult | SandboxInfraError]:
+def _run_groups(sandbox: CodeSandbox, groups: list[list[int]], checks: list[_Check], progress=None) -> list:
+    """Each group's snippets as one sandbox job (all jobs concurrently, each under its group's time limit)."""
+
+    async def one(group):
+        try:
+            return await sandbox.arun("", [checks[i].snippet for i in group], checks[group[0]].timeout)
+        except SandboxInfraError as error:
+            return error
+        finally:
+            if progress is not None:
+                progress.update(len(group))
+
+    async def run_all():
+        return await asyncio.gather(*(one(group) for group in groups))
+
+    return run_coroutine_sync(run_all())
+
+
+def run_checks(
+    sandbox: CodeSandbox, checks: list[_Check], max_batch: int, progress=None
+) -> list[TestResult | SandboxInfraError]:
     """
     Run the snippets, several per sandbox start (one forked process each), grouped by time limit. Snippets that got
     no result of their own because a neighbour killed the shared runner (or a whole group failed to start) are rerun
@@ -689,31 +709,23 @@ def run_checks(sandbox: CodeSandbox, checks: list[_Check], max_batch: int) -> li
     if current:
         groups.append(current)
     results: list[TestResult | SandboxInfraError | None] = [None] * len(checks)
-    # Groups that share a time limit run as concurrent jobs of one batch.
-    by_timeout: dict[float, list[list[int]]] = {}
-    for group in groups:
-        by_timeout.setdefault(checks[group[0]].timeout, []).append(group)
     redo: list[int] = []
-    for timeout, batch in by_timeout.items():
-        outputs = sandbox.run_batch([("", [checks[i].snippet for i in group]) for group in batch], timeout)
-        for group, output in zip(batch, outputs):
-            if isinstance(output, SandboxInfraError):
-                if len(group) == 1:
-                    results[group[0]] = output
-                else:
-                    redo += group
-                continue
-            for index, result in zip(group, output):
-                if len(group) > 1 and not result.passed and result.detail in _REDO:
-                    redo.append(index)
-                else:
-                    results[index] = result
+    for group, output in zip(groups, _run_groups(sandbox, groups, checks, progress)):
+        if isinstance(output, SandboxInfraError):
+            if len(group) == 1:
+                results[group[0]] = output
+            else:
+                redo += group
+            continue
+        for index, result in zip(group, output):
+            if len(group) > 1 and not result.passed and result.detail in _REDO:
+                redo.append(index)
+            else:
+                results[index] = result
     if redo:
-        for timeout in sorted({checks[i].timeout for i in redo}):
-            alone = [i for i in redo if checks[i].timeout == timeout]
-            outputs = sandbox.run_batch([("", [checks[i].snippet]) for i in alone], timeout)
-            for index, output in zip(alone, outputs):
-                results[index] = output if isinstance(output, SandboxInfraError) else output[0]
+        alone = [[index] for index in redo]
+        for [index], output in zip(alone, _run_groups(sandbox, alone, checks)):
+            results[index] = output if isinstance(output, SandboxInfraError) else output[0]
     return results
 
 
@@ -747,7 +759,10 @@ def score_programs(
                 checks.append(_Check(p, s, split, snippet, timeout, n_inputs))
     workers = getattr(sandbox, "max_workers", 8)
     max_batch = max(1, min(16, math.ceil(len(checks) / (4 * workers)))) if checks else 1
-    results = run_checks(sandbox, checks, max_batch)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(checks), desc="testing", unit="program", disable=None) as progress:
+        results = run_checks(sandbox, checks, max_batch, progress)
     for check, result in zip(checks, results):
         kind = failure_kind(result)
         if kind is None:
