@@ -284,7 +284,17 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
         "plus_input": [[[1, 2, 3], [3, 2]]],
         "atol": 0,
     }
-    dataset = _write_jsonl(tmp_path / "MbppPlus-tiny.jsonl", [problem])
+    # Its canonical output is a re.Match (not picklable): EvalPlus compares only whether it is None.
+    matcher = {
+        "task_id": "Mbpp/787",
+        "prompt": '"""Match an a followed by three b."""\n',
+        "entry_point": "text_match_three",
+        "canonical_solution": "import re\ndef text_match_three(text):\n    return re.search('ab{3}?', text)\n",
+        "base_input": [["ac"], ["abbbba"]],
+        "plus_input": [["xabbb"], [""]],
+        "atol": 0,
+    }
+    dataset = _write_jsonl(tmp_path / "MbppPlus-tiny.jsonl", [problem, matcher])
     samples = _write_jsonl(
         tmp_path / "samples.jsonl",
         [
@@ -293,6 +303,16 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
             {"task_id": "Mbpp/2", "solution": "def similar_elements(a, b):\n    return a + b\n"},
             {"task_id": "Mbpp/2", "solution": "import time\ndef similar_elements(a, b):\n    time.sleep(60)\n"},
             {"task_id": "Mbpp/2", "solution": "while True:\n    pass\n"},  # never finishes defining itself
+            {
+                "task_id": "Mbpp/2",
+                "solution": "def similar_elements(a, b):\n    assert type(a) is tuple\n    return a\n",
+            },
+            {"task_id": "Mbpp/787", "solution": "def text_match_three(text):\n    return 'abbb' in text\n"},
+            {
+                "task_id": "Mbpp/787",
+                "solution": "import re\ndef text_match_three(t):\n    return re.search('abbb', t)\n",
+            },
+            {"task_id": "Mbpp/787", "solution": "def text_match_three(text):\n    return None\n"},
         ],
     )
     start = time.monotonic()
@@ -301,7 +321,13 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
     )
     assert time.monotonic() - start < 20  # the sleeper is stopped after max(1.0, 4 x canonical time), not 60 s
     verdicts = [(s["base"]["passed"], s["plus"]["passed"]) for s in _samples(report)]
-    assert verdicts == [(True, True), (False, False), (False, False), (False, False)]
+    assert verdicts == [(True, True), (False, False), (False, False), (False, False), (False, False)] + [
+        (True, True),
+        (True, True),
+        (False, False),
+    ]
+    # The inputs reached the program as tuples (the assertion held); only the returned elements were wrong.
+    assert report["problems"][0]["samples"][4]["base"]["detail"].startswith("WrongOutput: input 0 of 1")
     assert report["problems"][0]["samples"][1]["base"]["failure"] == "assertion"  # tuple + tuple: wrong elements
     assert report["problems"][0]["samples"][2]["base"]["failure"] == "timeout"
     assert "defining the solution exceeded" in report["problems"][0]["samples"][3]["plus"]["detail"]
