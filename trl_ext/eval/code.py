@@ -1018,7 +1018,10 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(CodeEvalArguments).parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser(
+        CodeEvalArguments, prog="python -m trl_ext.eval.code", description=__doc__.split("\n\n")[0]
+    )
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
     report = evaluate_code(args)
     for name, metrics in report["summary"].items():
         scores = ", ".join(f"{key} {value:.3f}" for key, value in metrics.items() if key.startswith("pass@"))
