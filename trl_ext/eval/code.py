@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ..rewards.code import extract_code
 from ..sandbox.base import CodeSandbox, SandboxInfraError, TestResult, run_coroutine_sync
 from ._harness import GROUND_TRUTH_SOURCE, HARNESS_SOURCE
@@ -454,7 +456,6 @@ def generate_completions(args: CodeEvalArguments, problems: list[CodeProblem]) -
     [`~trl_ext.generation.MaskedDiffusionSampler`], everything else with transformers `generate` (or vLLM).
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from ..models import load_diffusion_tokenizer  # also registers the native Dream/LLaDA classes
@@ -754,7 +755,7 @@ def score_programs(
         for s, program in enumerate(samples):
             try:
                 compile(program, "<solution>", "exec")
-            except (SyntaxError, ValueError) as error:
+            except (SyntaxError, ValueError, RecursionError, MemoryError) as error:  # never run: cannot compile
                 for split in problem.splits:
                     total = 1 if problem.test is not None else len(getattr(problem, f"{split}_input"))
                     verdicts[p][s][split] = _verdict(False, "syntax", 0, total, f"{type(error).__name__}: {error}")
@@ -768,10 +769,9 @@ def score_programs(
                     args, problem, program, split, ground_truth[problem.task_id][split]
                 )
                 checks.append(_Check(p, s, split, snippet, timeout, n_inputs))
-    workers = getattr(sandbox, "max_workers", 8)
-    max_batch = max(1, min(16, math.ceil(len(checks) / (4 * workers)))) if checks else 1
-    from tqdm.auto import tqdm
-
+    # Up to 16 programs per sandbox start, but enough jobs to keep every worker busy (4 per worker).
+    workers = args.workers or os.cpu_count() or 1
+    max_batch = max(1, min(16, math.ceil(len(checks) / (4 * workers))))
     with tqdm(total=len(checks), desc="testing", unit="program", disable=None) as progress:
         results = run_checks(sandbox, checks, max_batch, progress)
     for check, result in zip(checks, results):
