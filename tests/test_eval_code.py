@@ -177,6 +177,28 @@ def test_snippets_failed_by_a_neighbour_are_rerun_alone():
     assert sandbox.jobs == [5, 1, 1, 1, 1]  # one shared job, then the four unreported snippets one by one
 
 
+def test_programs_can_run_in_e2b(tmp_path, monkeypatch):
+    """The E2B backend (a fake of the real SDK class that runs the trusted snippets in-process) scores like local."""
+    pytest.importorskip("e2b_code_interpreter")
+    from test_e2b_backend import FakeE2B, python_like
+
+    from trl_ext.sandbox import E2BSandbox
+
+    monkeypatch.setenv("E2B_API_KEY", "e2b_test_key")
+    rows = _humaneval_rows()[:3]
+    samples = [{"task_id": r["task_id"], "completion": r["canonical_solution"]} for r in rows]
+    samples.append({"task_id": rows[0]["task_id"], "completion": "    return None\n"})
+    path = _write_jsonl(tmp_path / "s.jsonl", samples)
+    fake = FakeE2B(python_like)
+    report = evaluate_code(
+        CodeEvalArguments(output_dir=str(tmp_path), samples=path, limit=3, sandbox="e2b"),
+        sandbox=E2BSandbox(sandbox_cls=fake),
+    )
+    assert [p["correct"]["humaneval"] for p in report["problems"]] == [1, 1, 1]
+    assert [len(p["samples"]) for p in report["problems"]] == [2, 1, 1]
+    assert report["settings"]["sandbox"] == "E2BSandbox" and fake.instances
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # EvalPlus format: base and plus splits
 # ---------------------------------------------------------------------------------------------------------------------

