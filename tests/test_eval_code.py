@@ -98,6 +98,9 @@ def test_humaneval_canonical_solutions_pass_and_return_none_fails(tmp_path):
         {"task_type": "text-generation", "dataset_type": "openai_humaneval", "dataset_name": "HumanEval",
          "metric_type": "pass@1", "metric_name": "pass@1", "metric_value": 0.0, "dataset_split": "test"}
     ]  # fmt: skip
+    from huggingface_hub import EvalResult
+
+    assert EvalResult(**saved["model_index"][0]).metric_value == 0.0
     first = saved["problems"][0]["samples"][0]
     assert first["base"]["passed"] is False and first["base"]["failure"] == "assertion"
     assert first["base"]["tests_total"] == 1 and first["program"].endswith("return None\n")
