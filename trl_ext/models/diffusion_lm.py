@@ -91,9 +91,7 @@ class MaskedDiffusionAdapter:
         """
         config = _base_config(model)
         if diffusion_type == "auto":
-            declared = getattr(config, "diffusion_type", None) or _KNOWN_MODEL_TYPES.get(
-                str(config.model_type).lower()
-            )
+            declared = declared_diffusion_type(config)
             if declared is None:
                 raise ValueError(
                     f"The model ({type(_unwrap(model)).__name__}, model_type={config.model_type!r}) is not a known "
@@ -226,6 +224,24 @@ class MaskedDiffusionAdapter:
             return torch.cat(logps), torch.cat(entropies)
         logits = model(input_ids=input_ids, **kwargs).logits
         return _logp_and_entropy(logits[rows, logit_pos].float(), targets)
+
+
+def declared_diffusion_type(config) -> DiffusionType | None:
+    """
+    The masked-diffusion family a model config declares (its `diffusion_type`, else the family of its `model_type`
+    for the public Dream/DiffuCoder and LLaDA checkpoints), or `None` for any other (autoregressive) model.
+
+    Example:
+
+    ```python
+    >>> from transformers import Qwen2Config
+    >>> from trl_ext.models.diffusion_lm import declared_diffusion_type
+    >>> from trl_ext.models import DreamConfig
+    >>> declared_diffusion_type(DreamConfig()), declared_diffusion_type(Qwen2Config())
+    ('dream', None)
+    ```
+    """
+    return getattr(config, "diffusion_type", None) or _KNOWN_MODEL_TYPES.get(str(config.model_type).lower())
 
 
 # Tokens that end an assistant turn or a document in the chat formats of the supported checkpoints: Qwen's
