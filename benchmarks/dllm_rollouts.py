@@ -7,9 +7,10 @@ baseline measured in the same run, on a random-weight native Dream model.
     (c) prefix KV cache (prompt and finished blocks), one token per step
     (d) dual KV cache (the masked suffix too), one token per step
     (e) dual KV cache + threshold decoding
+    (w) the papers' whole-canvas setting (Dream/DiffuCoder): no blocks, one token per step, uncached
 
-All settings decode semi-autoregressively in blocks of `--block_length` (the cache needs blocks to pay off) and are
-greedy, so each reports its agreement with (a)'s output (fraction of identical completion tokens). Random weights
+Settings (a)-(e) decode semi-autoregressively in blocks of `--block_length` (the cache needs blocks to pay off); (w)
+refines the whole completion canvas at every step, which is what DiffuCoder's rollouts do. All are greedy, so each reports its agreement with (a)'s output (fraction of identical completion tokens). Random weights
 give flat next-token distributions, which no confidence threshold ever passes; `--sharpen` scales the LM head so that
 the model is confident about part of the canvas, as a trained one is (the speed of the uncached/cached forwards does
 not depend on it).
@@ -42,6 +43,7 @@ SETTINGS = {
     "(c) prefix cache": dict(kv_cache="prefix"),
     "(d) dual cache": dict(kv_cache="dual"),
     "(e) dual cache + threshold": dict(kv_cache="dual", confidence_threshold=0.9),
+    "(w) whole canvas (paper default)": dict(block_length=None),
 }
 
 
@@ -63,9 +65,8 @@ def build(args):
 
 
 def run(model, adapter, ids, mask, args, **setting):
-    sampler = MaskedDiffusionSampler(
-        adapter, max_new_tokens=args.completion, steps=args.completion, block_length=args.block_length, **setting
-    )
+    setting = {"block_length": args.block_length, **setting}
+    sampler = MaskedDiffusionSampler(adapter, max_new_tokens=args.completion, steps=args.completion, **setting)
     if args.device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -84,7 +85,7 @@ def main():
     parser.add_argument("--completion", type=int, default=256)
     parser.add_argument("--block_length", type=int, default=32)
     parser.add_argument("--sharpen", type=float, default=30.0, help="LM-head scale (confident random model)")
-    parser.add_argument("--settings", default="abcde", help="which settings to run, e.g. 'ad'")
+    parser.add_argument("--settings", default="abcdew", help="which settings to run, e.g. 'ad'")
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.batch = args.batch or (10 if cuda else 8)

@@ -189,3 +189,21 @@ def test_a_model_without_cache_support_is_refused(tokenizer):
     prompt = tokenizer(["hi"], return_tensors="pt")
     with pytest.raises(ValueError, match="kv_cache"):
         _run(model, adapter, prompt.input_ids, prompt.attention_mask, max_new_tokens=4, kv_cache="prefix")
+
+
+def test_rollout_benchmark_runs_every_setting():
+    """`benchmarks/dllm_rollouts.py` (what the README's rollout table comes from) runs all six settings on a short shape."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [sys.executable, os.path.join(root, "benchmarks", "dllm_rollouts.py"), "--batch", "2", "--prompt", "8"]
+    command += ["--completion", "16", "--block_length", "8"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| (")]
+    assert [row[3] for row in rows] == list("abcdew")
+    assert rows[0].endswith("| 1.000 | 1.00x |")  # the baseline agrees with itself
+    whole = rows[-1].split("|")
+    assert float(whole[3]) > 0.9 and float(whole[4]) == 0.0  # one forward per token, nothing cached
