@@ -154,6 +154,64 @@ def _wrap(response: str, kind: str) -> str:
     return f"```{language}\n{response.strip()}\n```"
 
 
+_TITLE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
+_H1 = re.compile(r"<h1[^>]*>([^<]+)</h1>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"<p[^>]*>([^<]+)</p>", re.IGNORECASE)
+_BODY_RULE = re.compile(r"(?:^|[}>\s])body\s*\{([^}]*)\}")
+
+
+def outline_page(response: str, max_style_chars: int = 80) -> str:
+    """
+    A short, complete and lint-clean version of a webpage answer: its title, the `body` rule of its stylesheet (the
+    first declarations that fit in `max_style_chars`), its first heading (or the title) and its first plain
+    paragraph, in a fenced ```` ```html ```` block of about 250 characters.
+
+    A curriculum for models too small to write a whole page (the `make demo` SFT stage): the tiny model learns what a
+    complete page looks like, and GRPO can then reward the pages that close every tag. Answers without a `<title>`
+    are returned unchanged.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.data.aescode import outline_page
+    >>> page = "```html\\n<!DOCTYPE html><html><head><title>Hi</title><style>body{margin:0;color:#111}</style></head>"
+    >>> outline = outline_page(page + "<body><h1>Hello</h1><p>Welcome.</p><div>...</div></body></html>\\n```")
+    >>> print(*outline.splitlines()[1:-1], sep="\\n")  # inside its ```html fence
+    <!DOCTYPE html>
+    <html lang="en">
+    <head>
+    <title>Hi</title>
+    <style>body{margin:0;color:#111}</style>
+    </head>
+    <body>
+    <h1>Hello</h1>
+    <p>Welcome.</p>
+    </body>
+    </html>
+    ```
+    """
+    title = _TITLE.search(response)
+    if title is None or not title.group(1).strip():
+        return response
+    lines = ["<!DOCTYPE html>", '<html lang="en">', "<head>", f"<title>{title.group(1).strip()}</title>"]
+    body = _BODY_RULE.search(response)
+    if body is not None:
+        kept = ""
+        for declaration in filter(None, (d.strip() for d in body.group(1).split(";"))):
+            if len(kept) + len(declaration) + 1 > max_style_chars:
+                break
+            kept = f"{kept};{declaration}" if kept else declaration
+        if kept:
+            lines.append(f"<style>body{{{kept}}}</style>")
+    heading = _H1.search(response)
+    lines += ["</head>", "<body>", f"<h1>{(heading.group(1) if heading else title.group(1)).strip()}</h1>"]
+    paragraph = _PARAGRAPH.search(response)
+    if paragraph is not None and paragraph.group(1).strip():
+        lines.append(f"<p>{paragraph.group(1).strip()}</p>")
+    lines += ["</body>", "</html>"]
+    return "```html\n" + "\n".join(lines) + "\n```"
+
+
 def _check_messages(messages: Any, index: int) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"Row {index}: `messages` must be a non-empty list of {{'role', 'content'}} dicts.")
@@ -250,6 +308,7 @@ def load_aescode(
     plot_system_prompt: str | None = PLOT_SYSTEM_PROMPT,
     conversation_format: Literal["messages", "prompt_completion"] = "messages",
     wrap_code: bool = True,
+    outline_pages: bool = False,
     seed: int | None = None,
     split: str = "train",
     name: str | None = None,
@@ -319,6 +378,7 @@ def load_aescode(
         plot_system_prompt=plot_system_prompt,
         conversation_format=conversation_format,
         wrap_code=wrap_code,
+        outline_pages=outline_pages,
         seed=seed,
         split=split,
         name=name,
@@ -349,6 +409,7 @@ def _load_and_count(
     response_column,
     category_column,
     num_proc,
+    outline_pages=False,
 ) -> tuple[Dataset, dict[str, int]]:
     """[`load_aescode`], and the number of rows after each step (for the dataset card of the builder)."""
     if subset not in SUBSETS:
@@ -395,6 +456,8 @@ def _load_and_count(
                 kind = classify_response(turns[-1]["content"])
                 resolved = (kind, "other" if kind == "web" else kind) if kind is not None else ("unknown", "unknown")
             kind, label = resolved
+            if outline_pages and kind == "web":
+                turns[-1] = {"role": "assistant", "content": outline_page(turns[-1]["content"])}
             if wrap_code and kind in system_prompts:
                 turns[-1] = {"role": "assistant", "content": _wrap(turns[-1]["content"], kind)}
             system = system_prompts.get(kind)
