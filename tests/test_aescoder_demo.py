@@ -74,8 +74,8 @@ def test_make_demo_shows_the_reward_rising(tmp_path):
         (shots / f"step_{step:06d}_best.html").exists() for step in summary["first_steps"] + summary["last_steps"]
     )
 
-    # The requirement: the reward of the last steps above that of the first ones. Not met yet (see README's
-    # demo section for what was measured): GRPO on the tiny SFT model that memorised its 24 outlines lowers its lint
-    # pass rate instead of raising it. Reported as an expected failure with the numbers until the demo learns.
+    # The requirement: the reward of the last steps above that of the first ones by a margin. Not met yet (see
+    # README's demo section for what was measured): GRPO on the tiny SFT model, which memorised its 24 outlines, does
+    # not raise its lint pass rate in 20 steps. Reported as an expected failure, with the numbers, until it does.
     if not (summary["margin"] > 0.05 and summary["lint pass rate"]["change"] > 0.1):
         pytest.xfail(f"the demo does not learn yet: {summary}")
