@@ -62,10 +62,10 @@ test: install lint
 # contact sheet of the best pages. One torch thread: generation with two threads on two busy cores was 10x slower.
 DEMO_DIR ?= outputs/demo
 demo: install
-	@echo "== 1/3 SFT: the tiny model learns outlines of the 24 bundled AesCode webpages"
+	@echo "== 1/3 SFT: the tiny model learns outlines of 8 bundled AesCode webpages, clean and with a lint fault"
 	time OMP_NUM_THREADS=1 $(VENV)/bin/accelerate launch --cpu --num_processes 1 recipes/aescoder_sft.py \
 		--config recipes/configs/aescoder_sft_demo.yaml --output_dir $(DEMO_DIR)/sft
-	@echo "== 2/3 GRPO from the SFT model: lint gate on, real Chromium, offline design judge, GUI agent"
+	@echo "== 2/3 GRPO from the SFT model: lint gate on (it pays the clean pages), real Chromium, offline design judge, GUI agent"
 	time OMP_NUM_THREADS=1 $(VENV)/bin/accelerate launch --cpu --num_processes 1 recipes/aescoder_grpo.py \
 		--config recipes/configs/aescoder_grpo_demo.yaml --model_name_or_path $(DEMO_DIR)/sft --output_dir $(DEMO_DIR)/grpo
 	@echo "== 3/3 Report: reward per term, first vs last steps"

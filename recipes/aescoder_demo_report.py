@@ -7,8 +7,8 @@ Reads the log history of a run of `recipes/aescoder_grpo.py` (`<run>/trainer_sta
 - `rewards.md`: the reward and each of its terms (execution, static, interactive) and the lint pass rate, step by
   step for the first and last `--window` steps, with their means (also printed);
 - `rewards.png`: the same against the step, for every step;
-- `contact_sheet.png`: the best page of each of the first and of the last `--window` steps, side by side (a page that
-  failed lint has no screenshot from training: it is rendered here, in Chromium, from its HTML);
+- `contact_sheet.png`: the best and the worst page of each of the first and of the last `--window` steps, one row
+  each (a page that failed lint has no screenshot from training: it is rendered here, in Chromium, from its HTML);
 - `summary.json`: the means of the first and last steps, and the margin of the reward.
 
     python recipes/aescoder_demo_report.py outputs/demo/grpo --window 5
@@ -109,10 +109,10 @@ def plot_rewards(history: list[dict], path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def _best_pages(screenshot_dir: Path, steps: list[int]) -> list[dict]:
+def _pages(screenshot_dir: Path, steps: list[int], which: str) -> list[dict]:
     pages = []
     for step in steps:
-        record_path = screenshot_dir / f"step_{step:06d}_best.json"
+        record_path = screenshot_dir / f"step_{step:06d}_{which}.json"
         if record_path.exists():
             record = json.loads(record_path.read_text())
             record["html_text"] = (screenshot_dir / record["html"]).read_text(encoding="utf-8")
@@ -124,15 +124,17 @@ def _best_pages(screenshot_dir: Path, steps: list[int]) -> list[dict]:
 
 def contact_sheet(screenshot_dir: str | os.PathLike, summary: dict, path: str | os.PathLike) -> int:
     """
-    The best page of each of the first and of the last steps, in two rows, with its step, reward and lint result.
-    Pages without a screenshot (stopped by the lint gate) are rendered from their HTML. Returns the number of tiles.
+    The best and the worst page of each of the first and of the last steps, in four rows, each with its step, reward
+    and lint result (the rules it broke). Pages without a screenshot (stopped by the lint gate) are rendered from their
+    HTML. Returns the number of tiles.
     """
     from PIL import Image, ImageDraw
 
     screenshot_dir = Path(screenshot_dir)
     rows = [
-        ("first steps", _best_pages(screenshot_dir, summary["first_steps"])),
-        ("last steps", _best_pages(screenshot_dir, summary["last_steps"])),
+        (f"{when} steps:\n{which}", _pages(screenshot_dir, summary[f"{when}_steps"], which))
+        for when in ("first", "last")
+        for which in ("best", "worst")
     ]
     missing = [page for _, pages in rows for page in pages if page["png"] is None]
     if missing:
@@ -150,7 +152,7 @@ def contact_sheet(screenshot_dir: str | os.PathLike, summary: dict, path: str | 
     tiles = 0
     for r, (label, pages) in enumerate(rows):
         top = 10 + r * (TILE[1] + caption + 10)
-        draw.text((8, top + TILE[1] // 2), label, fill="black")
+        draw.multiline_text((8, top + TILE[1] // 2), label, fill="black")
         for c, page in enumerate(pages):
             left = label_width + c * (TILE[0] + 10)
             if page["png"]:
@@ -159,7 +161,8 @@ def contact_sheet(screenshot_dir: str | os.PathLike, summary: dict, path: str | 
                 image = image.resize((TILE[0], max(1, round(image.height * scale))))
                 sheet.paste(image.crop((0, 0, TILE[0], min(TILE[1], image.height))), (left, top))
             draw.rectangle((left, top, left + TILE[0] - 1, top + TILE[1] - 1), outline="grey")
-            lint = "lint ok" if page.get("lint_passed") else "lint FAILED"
+            broken = sorted({message.split("@")[0] for message in page.get("lint") or []})
+            lint = "lint ok" if page.get("lint_passed") else "lint FAILED: " + ", ".join(broken)
             draw.text(
                 (left, top + TILE[1] + 4), f"step {page['step']}  reward {page['reward']:+.3f}  {lint}", fill="black"
             )

@@ -77,6 +77,14 @@ class AesCodeScriptArguments(ScriptArguments):
             "of the whole pages: a curriculum for tiny models (`make demo`)."
         },
     )
+    outline_faults: bool = field(
+        default=False,
+        metadata={
+            "help": "With --outline_pages, also train on a copy of each outline with one common lint fault (single "
+            "quotes, an upper-case tag or an unclosed heading), so that the GRPO stage's lint gate has faults to "
+            "teach the model to avoid (`make demo`)."
+        },
+    )
     conversation_format: str = field(
         default="messages",
         metadata={
@@ -119,6 +127,7 @@ def main(script_args, training_args, model_args):
             seed=training_args.seed if script_args.max_samples else None,
             conversation_format=script_args.conversation_format,
             outline_pages=script_args.outline_pages,
+            outline_faults=script_args.outline_faults,
             split=script_args.dataset_train_split,
             name=script_args.dataset_config,
             num_proc=training_args.dataset_num_proc,

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from trl_ext.data.aescode import AESCODE_SAMPLE, load_aescode, outline_page
+from trl_ext.data.aescode import AESCODE_SAMPLE, OUTLINE_FAULTS, fault_outline, load_aescode, outline_page
 from trl_ext.web import chromium_available
 from trl_ext.web.lint import extract_html, lint_html
 
@@ -48,6 +48,29 @@ def test_outlines_are_short_complete_lint_clean_pages():
     assert all(row["completion"][-1]["content"].startswith("```python") for row in plots)
 
 
+def test_faulty_outlines_differ_from_the_clean_ones_by_one_lint_fault():
+    clean = load_aescode(AESCODE_SAMPLE, subset="web", outline_pages=True, conversation_format="prompt_completion")
+    both = load_aescode(
+        AESCODE_SAMPLE, subset="web", outline_pages=True, outline_faults=True, conversation_format="prompt_completion"
+    )
+    assert len(both) == 2 * len(clean) == 48
+    broken = []
+    for i, row in enumerate(clean):
+        good, bad = both[2 * i], both[2 * i + 1]
+        assert good == row and bad["prompt"] == row["prompt"]  # the clean row, then its faulty copy
+        html = extract_html(bad["completion"][-1]["content"])
+        rules = {message.rule for message in lint_html(html).messages}
+        assert len(rules) == 1 and rules <= set(OUTLINE_FAULTS), (rules, html)
+        # A few characters apart: the quote, the case of two tags, or a dropped closing tag.
+        good_html = extract_html(good["completion"][-1]["content"])
+        assert len(good_html) - 5 <= len(html) <= len(good_html)
+        broken.append(rules.pop())
+    assert set(broken) == set(OUTLINE_FAULTS)  # every kind of fault is taught
+    assert fault_outline("<p>no heading</p>", 1) == "<p>no heading</p>"
+    with pytest.raises(ValueError, match="outline_faults=True.*needs `outline_pages=True`"):
+        load_aescode(AESCODE_SAMPLE, subset="web", outline_faults=True)
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.skipif(not chromium_available(), reason="needs Chromium: `apt-get install chromium` (make installs it)")
@@ -67,15 +90,15 @@ def test_make_demo_shows_the_reward_rising(tmp_path):
     for name in ("rewards.md", "rewards.png", "contact_sheet.png"):
         assert (report / name).stat().st_size > 0, name
     assert (report / "rewards.png").read_bytes()[:4] == (report / "contact_sheet.png").read_bytes()[:4] == b"\x89PNG"
-    assert summary["contact_sheet_tiles"] == 2 * summary["window"]
+    assert summary["contact_sheet_tiles"] == 4 * summary["window"]  # best and worst page of each step compared
     # Every step's best page is there, named by its global step, with its HTML.
     shots = grpo / "screenshots"
     assert all(
         (shots / f"step_{step:06d}_best.html").exists() for step in summary["first_steps"] + summary["last_steps"]
     )
 
-    # The requirement: the reward of the last steps above that of the first ones by a margin. Not met yet (see
-    # README's demo section for what was measured): GRPO on the tiny SFT model, which memorised its 24 outlines, does
-    # not raise its lint pass rate in 20 steps. Reported as an expected failure, with the numbers, until it does.
-    if not (summary["margin"] > 0.05 and summary["lint pass rate"]["change"] > 0.1):
-        pytest.xfail(f"the demo does not learn yet: {summary}")
+    # The point of the demo: GRPO's lint gate teaches the SFT model (which writes each page clean or with a lint fault
+    # about equally often) to write the clean page. Seeded: measured +0.206 reward and 59% -> 97% lint pass rate
+    # (steps 1-5 vs 16-20), and a learning-rate-0 control stays where it starts (README, "What make demo shows").
+    assert summary["margin"] > 0.1, summary
+    assert summary["lint pass rate"]["change"] > 0.2 and summary["lint pass rate"]["last"] > 0.8, summary

@@ -212,6 +212,32 @@ def outline_page(response: str, max_style_chars: int = 80) -> str:
     return "```html\n" + "\n".join(lines) + "\n```"
 
 
+OUTLINE_FAULTS = ("attr-value-double-quotes", "tagname-lowercase", "tag-pair")
+
+
+def fault_outline(outline: str, which: int) -> str:
+    """
+    A copy of an [`outline_page`] with one of the faults HTMLHint's default rules catch most often in generated pages,
+    [`OUTLINE_FAULTS`]`[which % 3]`: the `lang` attribute in single quotes, the heading's tags in upper case, or the
+    heading left unclosed. Everything else is unchanged, so the clean and the faulty copy differ in a few characters.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.data.aescode import fault_outline
+    >>> outline = '<!DOCTYPE html>\\n<html lang="en">\\n<head>\\n<title>Hi</title>\\n</head>\\n<body>\\n<h1>Hi</h1>\\n</body>\\n</html>'
+    >>> [fault_outline(outline, which).split("\\n")[i] for which, i in ((0, 1), (1, 6), (2, 6))]
+    ["<html lang='en'>", '<H1>Hi</H1>', '<h1>Hi']
+    ```
+    """
+    fault = OUTLINE_FAULTS[which % len(OUTLINE_FAULTS)]
+    if fault == "attr-value-double-quotes":
+        return outline.replace('<html lang="en">', "<html lang='en'>", 1)
+    if fault == "tagname-lowercase":
+        return re.sub(r"<h1>(.*?)</h1>", r"<H1>\1</H1>", outline, count=1)
+    return re.sub(r"<h1>(.*?)</h1>", r"<h1>\1", outline, count=1)
+
+
 def _check_messages(messages: Any, index: int) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"Row {index}: `messages` must be a non-empty list of {{'role', 'content'}} dicts.")
@@ -309,6 +335,7 @@ def load_aescode(
     conversation_format: Literal["messages", "prompt_completion"] = "messages",
     wrap_code: bool = True,
     outline_pages: bool = False,
+    outline_faults: bool = False,
     seed: int | None = None,
     split: str = "train",
     name: str | None = None,
@@ -345,6 +372,14 @@ def load_aescode(
         wrap_code (`bool`, *optional*, defaults to `True`):
             Put an answer that has no code fence into a ```` ```html ```` / ```` ```python ```` block, the format
             the system prompts ask for and the GRPO stage extracts.
+        outline_pages (`bool`, *optional*, defaults to `False`):
+            Replace each webpage answer by its [`outline_page`] (about 250 characters, lint-clean): a curriculum for
+            models too small to write whole pages (`make demo`).
+        outline_faults (`bool`, *optional*, defaults to `False`):
+            With `outline_pages`, add after each webpage row a copy whose outline carries one common HTMLHint fault
+            ([`fault_outline`]: a single-quoted attribute, an upper-case tag or an unclosed heading, by turns). A model
+            trained on both writes a faulty page about half the time, which the lint gate of the GRPO stage then
+            teaches it to avoid.
         seed (`int`, *optional*):
             Shuffle with this seed before taking `max_rows` (the Hub files may be grouped by category, so the first
             rows need not be representative).
@@ -379,6 +414,7 @@ def load_aescode(
         conversation_format=conversation_format,
         wrap_code=wrap_code,
         outline_pages=outline_pages,
+        outline_faults=outline_faults,
         seed=seed,
         split=split,
         name=name,
@@ -410,10 +446,13 @@ def _load_and_count(
     category_column,
     num_proc,
     outline_pages=False,
+    outline_faults=False,
 ) -> tuple[Dataset, dict[str, int]]:
     """[`load_aescode`], and the number of rows after each step (for the dataset card of the builder)."""
     if subset not in SUBSETS:
         raise ValueError(f"`subset` must be one of {list(SUBSETS)}, got {subset!r}.")
+    if outline_faults and not outline_pages:
+        raise ValueError("`outline_faults=True` adds faulty copies of the outlines: it needs `outline_pages=True`.")
     if conversation_format not in FORMATS:
         raise ValueError(f"`conversation_format` must be one of {list(FORMATS)}, got {conversation_format!r}.")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
@@ -456,16 +495,22 @@ def _load_and_count(
                 kind = classify_response(turns[-1]["content"])
                 resolved = (kind, "other" if kind == "web" else kind) if kind is not None else ("unknown", "unknown")
             kind, label = resolved
+            variants = [turns]
             if outline_pages and kind == "web":
-                turns[-1] = {"role": "assistant", "content": outline_page(turns[-1]["content"])}
-            if wrap_code and kind in system_prompts:
-                turns[-1] = {"role": "assistant", "content": _wrap(turns[-1]["content"], kind)}
-            system = system_prompts.get(kind)
-            if system is not None:
-                turns.insert(0, {"role": "system", "content": system})
-            out["turns"].append(turns)
-            out["kind"].append(kind)
-            out["category"].append(label)
+                outline = outline_page(turns[-1]["content"])
+                variants = [[*turns[:-1], {"role": "assistant", "content": outline}]]
+                if outline_faults and outline != turns[-1]["content"]:
+                    faulty = fault_outline(outline, index)
+                    variants.append([*turns[:-1], {"role": "assistant", "content": faulty}])
+            for variant in variants:
+                if wrap_code and kind in system_prompts:
+                    variant[-1] = {"role": "assistant", "content": _wrap(variant[-1]["content"], kind)}
+                system = system_prompts.get(kind)
+                if system is not None:
+                    variant.insert(0, {"role": "system", "content": system})
+                out["turns"].append(variant)
+                out["kind"].append(kind)
+                out["category"].append(label)
         return out
 
     dataset = dataset.map(
