@@ -27,8 +27,9 @@ accelerate launch --cpu recipes/aescoder_grpo.py --config recipes/configs/aescod
 
 `--model_name_or_path tiny-random:causal` builds a tiny random-weight model with `trl_ext.testing`;
 `--dataset_name` takes a Hub id, a `trl_ext.data.websight` (save_to_disk) folder, a local `.json`/`.jsonl`/`.csv`/
-`.parquet` file with a `prompt` column, or `trl_ext/web_design_prompts`
-(the 36 bundled prompts). Local copies of CDN libraries are served to the pages once installed with
+`.parquet` file with a `prompt` column, `trl_ext/web_design_prompts`
+(the 36 bundled prompts), or `trl_ext/aescode_sample` (the requests of the 24 webpage rows the bundled SFT data answers:
+`make demo` trains the tiny SFT model further on them). Local copies of CDN libraries are served to the pages once installed with
 `python -m trl_ext.web.vendor install`.
 
 Publishing: `--push_to_hub --hub_model_id <user>/<name>` uploads the model, its tokenizer, the model card (`README.md`)
@@ -50,6 +51,7 @@ from trl_ext.model_card import save_training_config
 from trl_ext.testing import save_tiny_chat_model
 
 BUNDLED_PROMPTS = "trl_ext/web_design_prompts"
+AESCODE_SAMPLE = "trl_ext/aescode_sample"
 RECIPE = "recipes/aescoder_grpo.py"
 
 
@@ -57,7 +59,10 @@ RECIPE = "recipes/aescoder_grpo.py"
 class AesCoderScriptArguments(ScriptArguments):
     dataset_name: str | None = field(
         default=BUNDLED_PROMPTS,
-        metadata={"help": "Hub id, local .json/.jsonl file (a `prompt` column), or trl_ext/web_design_prompts."},
+        metadata={
+            "help": "Hub id, local .json/.jsonl file (a `prompt` column), trl_ext/web_design_prompts or "
+            "trl_ext/aescode_sample."
+        },
     )
     categories: list[str] | None = field(
         default=None, metadata={"help": "With the bundled prompts: keep only these categories."}
@@ -86,6 +91,13 @@ def main(script_args, training_args, model_args):
         from trl_ext.data import load_web_design_prompts
 
         dataset = DatasetDict({script_args.dataset_train_split: load_web_design_prompts(script_args.categories)})
+    elif name == AESCODE_SAMPLE:  # the requests of the 24 webpage rows of the bundled SFT data (`make demo`)
+        from trl_ext.data.aescode import load_aescode
+
+        rows = load_aescode(
+            name, subset="web", categories=script_args.categories, conversation_format="prompt_completion"
+        )
+        dataset = DatasetDict({script_args.dataset_train_split: rows.select_columns(["prompt"])})
     else:  # a builder's save_to_disk folder (e.g. trl_ext.data.websight), a data file, or a Hub id
         dataset = load_prompt_dataset(name, script_args.dataset_config)
 
@@ -101,6 +113,8 @@ def main(script_args, training_args, model_args):
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:  # pushed with the model; the card shows it
         save_training_config(training_args.output_dir, script_args, training_args, model_args, recipe=RECIPE)
+        # The log history (reward per term per step), which recipes/aescoder_demo_report.py reads.
+        trainer.state.save_to_json(os.path.join(training_args.output_dir, "trainer_state.json"))
     dataset_name = None if is_local_dataset(name) else name
     trainer.create_model_card(dataset_name=dataset_name)
     if training_args.push_to_hub:
@@ -108,7 +122,7 @@ def main(script_args, training_args, model_args):
     if trainer.accelerator.is_main_process:
         counters = dict(trainer.aesthetic_reward.counters)
         print(f"Model, tokenizer and model card saved to {training_args.output_dir}")
-        print(f"Best/worst page screenshots per step: {os.path.join(training_args.output_dir, 'screenshots')}")
+        print(f"Best/worst pages (screenshot, HTML, scores): {os.path.join(training_args.output_dir, 'screenshots')}")
         print(f"Failures by kind over the run: {counters or 'none'}")
 
 

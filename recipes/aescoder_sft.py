@@ -67,6 +67,24 @@ class AesCodeScriptArguments(ScriptArguments):
     eval_samples: int = field(
         default=0, metadata={"help": "Rows held out for evaluation (needed when --eval_strategy is not 'no')."}
     )
+    tiny_hidden_size: int = field(
+        default=64, metadata={"help": "Hidden size of the `tiny-random:causal` model (2 layers, byte-level tokenizer)."}
+    )
+    outline_pages: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on short outlines of the webpages (title, body style, heading, first paragraph) instead "
+            "of the whole pages: a curriculum for tiny models (`make demo`)."
+        },
+    )
+    outline_faults: bool = field(
+        default=False,
+        metadata={
+            "help": "With --outline_pages, also train on a copy of each outline with one common lint fault (single "
+            "quotes, an upper-case tag or an unclosed heading), so that the GRPO stage's lint gate has faults to "
+            "teach the model to avoid (`make demo`)."
+        },
+    )
     conversation_format: str = field(
         default="messages",
         metadata={
@@ -83,7 +101,9 @@ def main(script_args, training_args, model_args):
     model_name = model_args.model_name_or_path
     if model_name == "tiny-random:causal":
         # The GRPO recipe's tiny model, so that the two stages of the tiny pipeline use the same architecture.
-        model_name = save_tiny_chat_model(training_args.output_dir, PartialState())
+        model_name = save_tiny_chat_model(
+            training_args.output_dir, PartialState(), hidden_size=script_args.tiny_hidden_size
+        )
     elif model_name.startswith("tiny-random:"):
         raise ValueError(f"Unknown tiny model {model_name!r}: use 'tiny-random:causal'.")
 
@@ -106,6 +126,8 @@ def main(script_args, training_args, model_args):
             max_rows=script_args.max_samples,
             seed=training_args.seed if script_args.max_samples else None,
             conversation_format=script_args.conversation_format,
+            outline_pages=script_args.outline_pages,
+            outline_faults=script_args.outline_faults,
             split=script_args.dataset_train_split,
             name=script_args.dataset_config,
             num_proc=training_args.dataset_num_proc,

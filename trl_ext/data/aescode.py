@@ -154,6 +154,90 @@ def _wrap(response: str, kind: str) -> str:
     return f"```{language}\n{response.strip()}\n```"
 
 
+_TITLE = re.compile(r"<title[^>]*>([^<]*)</title>", re.IGNORECASE)
+_H1 = re.compile(r"<h1[^>]*>([^<]+)</h1>", re.IGNORECASE)
+_PARAGRAPH = re.compile(r"<p[^>]*>([^<]+)</p>", re.IGNORECASE)
+_BODY_RULE = re.compile(r"(?:^|[}>\s])body\s*\{([^}]*)\}")
+
+
+def outline_page(response: str, max_style_chars: int = 80) -> str:
+    """
+    A short, complete and lint-clean version of a webpage answer: its title, the `body` rule of its stylesheet (the
+    first declarations that fit in `max_style_chars`), its first heading (or the title) and its first plain
+    paragraph, in a fenced ```` ```html ```` block of about 250 characters.
+
+    A curriculum for models too small to write a whole page (the `make demo` SFT stage): the tiny model learns what a
+    complete page looks like, and GRPO can then reward the pages that close every tag. Answers without a `<title>`
+    are returned unchanged.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.data.aescode import outline_page
+    >>> page = "```html\\n<!DOCTYPE html><html><head><title>Hi</title><style>body{margin:0;color:#111}</style></head>"
+    >>> outline = outline_page(page + "<body><h1>Hello</h1><p>Welcome.</p><div>...</div></body></html>\\n```")
+    >>> print(*outline.splitlines()[1:-1], sep="\\n")  # inside its ```html fence
+    <!DOCTYPE html>
+    <html lang="en">
+    <head>
+    <title>Hi</title>
+    <style>body{margin:0;color:#111}</style>
+    </head>
+    <body>
+    <h1>Hello</h1>
+    <p>Welcome.</p>
+    </body>
+    </html>
+    ```
+    """
+    title = _TITLE.search(response)
+    if title is None or not title.group(1).strip():
+        return response
+    lines = ["<!DOCTYPE html>", '<html lang="en">', "<head>", f"<title>{title.group(1).strip()}</title>"]
+    body = _BODY_RULE.search(response)
+    if body is not None:
+        kept = ""
+        for declaration in filter(None, (d.strip() for d in body.group(1).split(";"))):
+            if len(kept) + len(declaration) + 1 > max_style_chars:
+                break
+            kept = f"{kept};{declaration}" if kept else declaration
+        if kept:
+            lines.append(f"<style>body{{{kept}}}</style>")
+    heading = _H1.search(response)
+    lines += ["</head>", "<body>", f"<h1>{(heading.group(1) if heading else title.group(1)).strip()}</h1>"]
+    paragraph = _PARAGRAPH.search(response)
+    if paragraph is not None and paragraph.group(1).strip():
+        lines.append(f"<p>{paragraph.group(1).strip()}</p>")
+    lines += ["</body>", "</html>"]
+    return "```html\n" + "\n".join(lines) + "\n```"
+
+
+OUTLINE_FAULTS = ("attr-value-double-quotes", "tagname-lowercase", "tag-pair")
+
+
+def fault_outline(outline: str, which: int) -> str:
+    """
+    A copy of an [`outline_page`] with one of the faults HTMLHint's default rules catch most often in generated pages,
+    [`OUTLINE_FAULTS`]`[which % 3]`: the `lang` attribute in single quotes, the heading's tags in upper case, or the
+    heading left unclosed. Everything else is unchanged, so the clean and the faulty copy differ in a few characters.
+
+    Example:
+
+    ```python
+    >>> from trl_ext.data.aescode import fault_outline
+    >>> outline = '<!DOCTYPE html>\\n<html lang="en">\\n<head>\\n<title>Hi</title>\\n</head>\\n<body>\\n<h1>Hi</h1>\\n</body>\\n</html>'
+    >>> [fault_outline(outline, which).split("\\n")[i] for which, i in ((0, 1), (1, 6), (2, 6))]
+    ["<html lang='en'>", '<H1>Hi</H1>', '<h1>Hi']
+    ```
+    """
+    fault = OUTLINE_FAULTS[which % len(OUTLINE_FAULTS)]
+    if fault == "attr-value-double-quotes":
+        return outline.replace('<html lang="en">', "<html lang='en'>", 1)
+    if fault == "tagname-lowercase":
+        return re.sub(r"<h1>(.*?)</h1>", r"<H1>\1</H1>", outline, count=1)
+    return re.sub(r"<h1>(.*?)</h1>", r"<h1>\1", outline, count=1)
+
+
 def _check_messages(messages: Any, index: int) -> list[dict[str, str]]:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"Row {index}: `messages` must be a non-empty list of {{'role', 'content'}} dicts.")
@@ -250,6 +334,8 @@ def load_aescode(
     plot_system_prompt: str | None = PLOT_SYSTEM_PROMPT,
     conversation_format: Literal["messages", "prompt_completion"] = "messages",
     wrap_code: bool = True,
+    outline_pages: bool = False,
+    outline_faults: bool = False,
     seed: int | None = None,
     split: str = "train",
     name: str | None = None,
@@ -286,6 +372,14 @@ def load_aescode(
         wrap_code (`bool`, *optional*, defaults to `True`):
             Put an answer that has no code fence into a ```` ```html ```` / ```` ```python ```` block, the format
             the system prompts ask for and the GRPO stage extracts.
+        outline_pages (`bool`, *optional*, defaults to `False`):
+            Replace each webpage answer by its [`outline_page`] (about 250 characters, lint-clean): a curriculum for
+            models too small to write whole pages (`make demo`).
+        outline_faults (`bool`, *optional*, defaults to `False`):
+            With `outline_pages`, add after each webpage row a copy whose outline carries one common HTMLHint fault
+            ([`fault_outline`]: a single-quoted attribute, an upper-case tag or an unclosed heading, by turns). A model
+            trained on both writes a faulty page about half the time, which the lint gate of the GRPO stage then
+            teaches it to avoid.
         seed (`int`, *optional*):
             Shuffle with this seed before taking `max_rows` (the Hub files may be grouped by category, so the first
             rows need not be representative).
@@ -319,6 +413,8 @@ def load_aescode(
         plot_system_prompt=plot_system_prompt,
         conversation_format=conversation_format,
         wrap_code=wrap_code,
+        outline_pages=outline_pages,
+        outline_faults=outline_faults,
         seed=seed,
         split=split,
         name=name,
@@ -349,10 +445,14 @@ def _load_and_count(
     response_column,
     category_column,
     num_proc,
+    outline_pages=False,
+    outline_faults=False,
 ) -> tuple[Dataset, dict[str, int]]:
     """[`load_aescode`], and the number of rows after each step (for the dataset card of the builder)."""
     if subset not in SUBSETS:
         raise ValueError(f"`subset` must be one of {list(SUBSETS)}, got {subset!r}.")
+    if outline_faults and not outline_pages:
+        raise ValueError("`outline_faults=True` adds faulty copies of the outlines: it needs `outline_pages=True`.")
     if conversation_format not in FORMATS:
         raise ValueError(f"`conversation_format` must be one of {list(FORMATS)}, got {conversation_format!r}.")
     if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1):
@@ -395,14 +495,22 @@ def _load_and_count(
                 kind = classify_response(turns[-1]["content"])
                 resolved = (kind, "other" if kind == "web" else kind) if kind is not None else ("unknown", "unknown")
             kind, label = resolved
-            if wrap_code and kind in system_prompts:
-                turns[-1] = {"role": "assistant", "content": _wrap(turns[-1]["content"], kind)}
-            system = system_prompts.get(kind)
-            if system is not None:
-                turns.insert(0, {"role": "system", "content": system})
-            out["turns"].append(turns)
-            out["kind"].append(kind)
-            out["category"].append(label)
+            variants = [turns]
+            if outline_pages and kind == "web":
+                outline = outline_page(turns[-1]["content"])
+                variants = [[*turns[:-1], {"role": "assistant", "content": outline}]]
+                if outline_faults and outline != turns[-1]["content"]:
+                    faulty = fault_outline(outline, index)
+                    variants.append([*turns[:-1], {"role": "assistant", "content": faulty}])
+            for variant in variants:
+                if wrap_code and kind in system_prompts:
+                    variant[-1] = {"role": "assistant", "content": _wrap(variant[-1]["content"], kind)}
+                system = system_prompts.get(kind)
+                if system is not None:
+                    variant.insert(0, {"role": "system", "content": system})
+                out["turns"].append(variant)
+                out["kind"].append(kind)
+                out["category"].append(label)
         return out
 
     dataset = dataset.map(
