@@ -35,6 +35,15 @@ def _doctests():
 
 DOCTESTS = _doctests()
 
+try:
+    # DeepSpeed (the `deepspeed` extra) prints "Setting accelerator to CPU" the first time anything asks for its
+    # accelerator, from whichever example loads a model first in this process: not part of any example's output.
+    from deepspeed.accelerator import get_accelerator
+
+    get_accelerator()
+except ImportError:
+    pass
+
 
 def test_examples_were_found():
     assert len(DOCTESTS) > 20
