@@ -16,6 +16,19 @@ Three runs, one report (`<output_dir>/eval/report.json` in the shared schema, an
 - **images**: precomputed samples (`images`: an `.npz` in ADM's layout or a folder of PNG/JPEG files), scored the
   same way without loading a generator: metrics with `reference_batch`, rewards with `prompts`.
 
+```bash
+# c2i: 50 images per class (50k), FID/sFID/IS/precision/recall against ADM's ImageNet 256 reference batch
+python -m trl_ext.eval.image --model_name_or_path outputs/ar-grpo-c2i-xl-384 --vq_model_name_or_path llamagen-vq16 \
+    --reference_batch VIRTUAL_imagenet256_labeled.npz \
+    --inception_weights weights-inception-2015-12-05-6726825d.pth --output_dir outputs/ar-grpo-c2i-xl-384
+# t2i: DrawBench prompts scored with AR-GRPO's reward mix (or --reward_funcs clip_score hps_v2, or a mix YAML)
+python -m trl_ext.eval.image --model_name_or_path outputs/ar-grpo-t2i --prompts drawbench.csv \
+    --reward_mix ar_grpo_t2i --output_dir outputs/ar-grpo-t2i
+# precomputed samples (e.g. LlamaGen's own sample_c2i_ddp.py output)
+python -m trl_ext.eval.image --images samples.npz --reference_batch VIRTUAL_imagenet256_labeled.npz \
+    --inception_weights weights-inception-2015-12-05-6726825d.pth --output_dir outputs/baseline
+```
+
 Sampling defaults are LlamaGen's evaluation scripts, which AR-GRPO's public code keeps unchanged
 (`autoregressive/sample/sample_c2i_ddp.py`: CFG 1.5, no top-k/top-p, temperature 1, 50,000 images, decoded at the
 model's size and resized to 256 px with bicubic interpolation when it differs; `sample_t2i.py`: CFG 7.5, top-k 1000,
@@ -50,8 +63,11 @@ so both sides see the same numerics (mixing TF reference statistics with PyTorch
 TF/PyTorch feature difference to the FID); (2) ADM's precision/recall computes pairwise distances in float16 (falling
 back to float32 only on overflow), this module in float32, so borderline neighbours can flip; (3) ADM's `sqrtm` vs the
 eigendecomposition here: identical in exact arithmetic, and measured to agree to 1e-6 relative on well-conditioned
-statistics (tests); (4) GPU convolution numerics (cuDNN vs TF), typically below 1e-3 FID. Not measured here: any
-number against the TF evaluator itself.
+statistics (tests); (4) torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the
+original paper's); ADM's, and this module's, use Inception `pool_3`; (5) convolution numerics of the GPU libraries
+(cuDNN vs TF's kernels), not measured here. Measured here, on the same images with the same random-weight Inception:
+this module's FID equals `torch_fidelity.calculate_metrics`'s to 5e-6 relative, its Inception Score to 10 digits, its
+precision/recall exactly. Not measured: any number against the TF evaluator itself.
 
 Example (random-weight Inception and tiny images: the numbers mean nothing, the pipeline is the real one):
 
@@ -370,14 +386,21 @@ def _coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, 
     return float(torch.cat(inside).double().mean())
 
 
-def precision_recall(reference: np.ndarray, samples: np.ndarray, k: int = 3, chunk: int = 4096) -> tuple[float, float]:
+def precision_recall(
+    reference: np.ndarray,
+    samples: np.ndarray,
+    k: int = 3,
+    chunk: int = 4096,
+    device: str | torch.device = "cpu",
+) -> tuple[float, float]:
     """
     Improved precision and recall (Kynkäänniemi et al. 2019; ADM's `ManifoldEstimator` with `nhood_sizes=(3,)`):
     precision is the fraction of `samples` inside some reference point's k-NN ball, recall the fraction of
-    `reference` inside some sample's ball. Float32 distances.
+    `reference` inside some sample's ball. Float32 distances, in row chunks of `chunk`, on `device` (a GPU for 50k
+    samples).
     """
-    ref = torch.as_tensor(np.asarray(reference), dtype=torch.float32)
-    gen = torch.as_tensor(np.asarray(samples), dtype=torch.float32)
+    ref = torch.as_tensor(np.asarray(reference), dtype=torch.float32, device=device)
+    gen = torch.as_tensor(np.asarray(samples), dtype=torch.float32, device=device)
     if min(len(ref), len(gen)) <= k:
         raise ValueError(
             f"Precision/recall with k={k} needs more than {k} images on each side, got {len(ref)} and {len(gen)}."
@@ -387,12 +410,16 @@ def precision_recall(reference: np.ndarray, samples: np.ndarray, k: int = 3, chu
 
 
 def compute_image_metrics(
-    samples: InceptionFeatures, reference: InceptionFeatures, split_size: int = 5000, k: int = 3
+    samples: InceptionFeatures,
+    reference: InceptionFeatures,
+    split_size: int = 5000,
+    k: int = 3,
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """FID, sFID, Inception Score (of the samples), precision and recall: ADM's evaluator's five numbers."""
     fid = frechet_distance_from_features(samples.pool, reference.pool)
     sfid = frechet_distance_from_features(samples.spatial, reference.spatial)
-    precision, recall = precision_recall(reference.pool, samples.pool, k=k)
+    precision, recall = precision_recall(reference.pool, samples.pool, k=k, device=device)
     return {
         "fid": fid,
         "sfid": sfid,
@@ -712,7 +739,11 @@ class ImageEvalArguments:
     top_k: int | None = field(default=None, metadata={"help": "Top-k (c2i none, t2i 1000); 0 disables."})
     top_p: float | None = field(default=None, metadata={"help": "Top-p (none)."})
     image_size_eval: int | None = field(
-        default=256, metadata={"help": "Resize samples to this side (bicubic, LlamaGen); 0 keeps the model's size."}
+        default=None,
+        metadata={
+            "help": "Resize samples to this side (bicubic, as LlamaGen); default 256 for c2i (LlamaGen's "
+            "--image-size-eval), the model's size for t2i; 0 keeps the model's size."
+        },
     )
     batch_size: int = field(default=32, metadata={"help": "Images per sampling batch."})
     metrics_batch_size: int = field(default=50, metadata={"help": "Images per Inception forward."})
@@ -738,7 +769,7 @@ def _check_arguments(args: ImageEvalArguments) -> str:
             raise FileNotFoundError(f"`--images` {args.images!r} does not exist (an .npz or an image folder).")
         if args.reference_batch is None and args.prompts is None:
             raise ValueError("`--images` needs `--reference_batch` (FID/IS/...) and/or `--prompts` (rewards).")
-    wants_metrics = task == "images" and args.reference_batch is not None or task == "c2i" and not args.sample_only
+    wants_metrics = not args.sample_only and (args.reference_batch is not None or task == "c2i")
     if wants_metrics:
         if args.reference_batch is None:
             raise ValueError(
@@ -811,7 +842,9 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     eval_dir = os.path.join(args.output_dir, "eval")
     settings: dict[str, Any] = {"task": task, "seed": args.seed}
-    image_size = args.image_size_eval or None
+    # LlamaGen evaluates c2i at 256 px whatever the model's size; t2i images are scored at the model's size.
+    image_size = (256 if task == "c2i" else None) if args.image_size_eval is None else (args.image_size_eval or None)
+    images_per_prompt = args.images_per_prompt
     labels = None
     prompts: list[str] | None = None
     if task == "images":
@@ -825,7 +858,7 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
                     f"{len(images)} images for {len(prompts)} prompts: expected a multiple (images_per_prompt images "
                     "per prompt, prompt by prompt)."
                 )
-            args.images_per_prompt = len(images) // len(prompts)
+            images_per_prompt = len(images) // len(prompts)
     else:
         model, vq, vq_path = _load_generator(args, device)
         top_k = None if args.top_k == 0 else args.top_k
@@ -870,11 +903,11 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
                 encoder_path = local if os.path.isdir(local) else "google/flan-t5-xl"
             tokenizer = AutoTokenizer.from_pretrained(encoder_path)
             text_encoder = T5EncoderModel.from_pretrained(encoder_path).to(device).eval()
-            per_image = [p for p in prompts for _ in range(args.images_per_prompt)]
+            per_image = [p for p in prompts for _ in range(images_per_prompt)]
             images = sample_caption_images(
                 model, vq, text_encoder, tokenizer, per_image, sampler, args.batch_size, args.seed, image_size
             )
-            settings.update({"text_encoder": encoder_path, "images_per_prompt": args.images_per_prompt})
+            settings.update({"text_encoder": encoder_path, "images_per_prompt": images_per_prompt})
         del model
         samples_path = save_samples_npz(os.path.join(eval_dir, "samples.npz"), images, labels)
     settings["num_images"] = len(images)
@@ -886,7 +919,7 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
     if args.reference_batch is not None and not args.sample_only:
         reference, _ = load_images(args.reference_batch)
         extractor = InceptionFeatureExtractor(args.inception_weights, device, args.metrics_batch_size)
-        metrics = compute_image_metrics(extractor(images), extractor(reference))
+        metrics = compute_image_metrics(extractor(images), extractor(reference), device=device)
         benchmark = args.benchmark_name or f"imagenet{reference.shape[1]}"
         summary[benchmark] = metrics
         settings.update(
@@ -903,10 +936,8 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
         model_index += _metric_rows({benchmark: metrics}, "image-generation", "ILSVRC/imagenet-1k", benchmark)
     if prompts is not None:
         terms = build_reward_terms(args.reward_funcs, args.reward_mix)
-        per_image = [p for p in prompts for _ in range(args.images_per_prompt)]
-        rewards, per_prompt = _reward_report(
-            images, prompts, per_image, terms, args.images_per_prompt, args.batch_size
-        )
+        per_image = [p for p in prompts for _ in range(images_per_prompt)]
+        rewards, per_prompt = _reward_report(images, prompts, per_image, terms, images_per_prompt, args.batch_size)
         benchmark = args.benchmark_name or Path(args.prompts.rstrip("/")).stem
         summary[benchmark] = rewards
         details["per_prompt"] = per_prompt
