@@ -337,6 +337,30 @@ def test_t2i_end_to_end_through_the_cli_with_tiny_reward_models(tmp_path, reward
     assert again["summary"]["drawbench"] == pytest.approx(summary)
 
 
+def test_c2i_rewards_per_class_with_class_prompts(tmp_path, reward_mix):
+    """c2i images scored like AR-GRPO's c2i rewards: the text "a photo of {class}" and the `class_label` column."""
+    from trl_ext.eval.image import build_reward_terms, score_images
+
+    gpt, vq = save_tiny_image_models(make_tiny_llamagen(), make_tiny_vq(), tmp_path / "models")
+    report = main(
+        ["--model_name_or_path", gpt, "--vq_model_name_or_path", vq, "--output_dir", str(tmp_path / "run"),
+         "--num_classes", "2", "--images_per_class", "3", "--sample_only", "--reward_mix", reward_mix,
+         "--image_size_eval", "0"]
+    )  # fmt: skip
+    images, labels = load_images(tmp_path / "run" / "eval" / "samples.npz")
+    assert images.shape == (6, 8, 8, 3) and sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    expected = score_images(
+        images, [f"a photo of class {c}" for c in labels], build_reward_terms(None, reward_mix), 32
+    )
+    rows = {row["class_label"]: row for row in report["per_class"]}
+    for c in (0, 1):
+        mine = [i for i in range(6) if labels[i] == c]
+        assert rows[c]["images"] == mine
+        assert rows[c]["scores"]["clip_score"] == pytest.approx(np.mean([expected["clip_score"][i] for i in mine]))
+    assert report["summary"]["class_prompts"]["pick_score"] == pytest.approx(np.mean(expected["pick_score"]))
+    assert "## Per class label" in (tmp_path / "run" / "eval" / "report.md").read_text()
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Inputs and early errors
 # --------------------------------------------------------------------------------------------------------------------

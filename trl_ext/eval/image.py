@@ -9,7 +9,8 @@ Three runs, one report (`<output_dir>/eval/report.json` in the shared schema, an
   `evaluations/evaluator.py`): `arr_0` the images, `uint8`, `(N, H, W, 3)`, and `arr_1` the class labels, `int64`,
   `(N,)`, as ADM's `image_sample.py` saves them. Then FID, sFID, Inception Score, precision and recall against a
   reference batch in the layout of ADM's `VIRTUAL_imagenet256_labeled.npz` (its `arr_0` is read; see below for its
-  precomputed `mu`/`sigma`).
+  precomputed `mu`/`sigma`). Optionally also the image rewards, against AR-GRPO's text "a photo of {class}" (ImageNet
+  lemmas for a 1000-class generator), mean and per class.
 - **t2i** (text-to-image LlamaGen): one or more images per prompt of a prompt file (DrawBench-style CSV, JSONL or
   TXT, or a `python -m trl_ext.data.coco` folder), scored with the image rewards by the names the AR-GRPO recipes
   accept (`reward_funcs`, or a `reward_mix`), mean and per prompt.
@@ -592,9 +593,16 @@ def build_reward_terms(
 
 
 def score_images(
-    images: np.ndarray, prompts: Sequence[str], terms: Sequence[tuple[str, Callable, float]], batch_size: int = 32
+    images: np.ndarray,
+    prompts: Sequence[str],
+    terms: Sequence[tuple[str, Callable, float]],
+    batch_size: int = 32,
+    columns: dict[str, Sequence[Any]] | None = None,
 ) -> dict[str, list[float | None]]:
-    """Each reward term's score of each image (`images[i]` was generated for `prompts[i]`), by term name."""
+    """
+    Each reward term's score of each image, by term name: `images[i]` was generated for `prompts[i]`, and the
+    dataset `columns` (e.g. `class_label`) are passed per image like TRL passes a dataset's extra columns.
+    """
     import asyncio
     import inspect
 
@@ -604,12 +612,25 @@ def score_images(
     for start in range(0, len(images), batch_size):
         pil = [Image.fromarray(a) for a in images[start : start + batch_size]]
         batch_prompts = list(prompts[start : start + batch_size])
+        batch_columns = {key: list(values[start : start + batch_size]) for key, values in (columns or {}).items()}
         for name, reward, _ in terms:
-            output = reward(prompts=batch_prompts, completions=pil, completion_ids=None)
+            output = reward(prompts=batch_prompts, completions=pil, completion_ids=None, **batch_columns)
             if inspect.isawaitable(output):
                 output = asyncio.run(output)
             scores[name].extend(None if v is None or math.isnan(v) else float(v) for v in output)
     return scores
+
+
+def class_names(num_classes: int) -> list[str]:
+    """ImageNet-1k's WordNet lemmas (AR-GRPO's prompt text) for a 1000-class generator, else `"class {i}"`."""
+    if num_classes == 1000:
+        try:
+            from ..rewards.image import imagenet_class_names
+
+            return list(imagenet_class_names("lemmas"))
+        except ImportError:  # timm missing: the lemma lists come from its ImageNet metadata
+            pass
+    return [f"class {i}" for i in range(num_classes)]
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -649,7 +670,7 @@ def _metric_rows(summary: dict[str, dict[str, float]], task_type: str, dataset_t
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """The markdown of `report.md`: summary table, settings and (text-to-image) the per-prompt scores."""
+    """The markdown of `report.md`: summary tables, settings, and the reward scores per prompt or per class."""
     lines = [f"# Image evaluation ({report['task']})", ""]
     lines += [f"Model: `{report['model']}`" if report["model"] else "Model: none (precomputed images)", ""]
     for benchmark, metrics in report["summary"].items():
@@ -658,13 +679,16 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines.append("")
     lines += ["## Settings", "", "| setting | value |", "|---|---|"]
     lines += [f"| {key} | `{value}` |" for key, value in report["settings"].items()]
-    per_prompt = report.get("per_prompt")
-    if per_prompt:
-        names = list(per_prompt[0]["scores"])
-        lines += ["", "## Per prompt", "", "| prompt | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-        for row in per_prompt:
+    for section, key in (("per_prompt", "prompt"), ("per_class", "class_label")):
+        rows = report.get(section)
+        if not rows:
+            continue
+        names = list(rows[0]["scores"])
+        lines += ["", f"## Per {key.replace('_', ' ')}", "", f"| {key} | " + " | ".join(names) + " |"]
+        lines.append("|---" * (len(names) + 1) + "|")
+        for row in rows:
             values = ["-" if row["scores"][n] is None else f"{row['scores'][n]:.4f}" for n in names]
-            lines.append(f"| {row['prompt'].replace('|', '/')} | " + " | ".join(values) + " |")
+            lines.append(f"| {str(row[key]).replace('|', '/')} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -727,7 +751,10 @@ class ImageEvalArguments:
     prompt_column: str | None = field(default=None, metadata={"help": "Column of the prompts (auto-detected)."})
     max_prompts: int | None = field(default=None, metadata={"help": "Keep the first this many prompts."})
     images_per_prompt: int = field(default=1, metadata={"help": "t2i: images per prompt (scores are averaged)."})
-    reward_funcs: list[str] | None = field(default=None, metadata={"help": "t2i: reward names to score with."})
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={"help": "Reward names to score with: t2i against the prompts, c2i against 'a photo of {class}'."},
+    )
     reward_mix: str | None = field(
         default=None, metadata={"help": "t2i: 'ar_grpo_t2i' or a RewardMix YAML (local weights per reward)."}
     )
@@ -779,6 +806,8 @@ def _check_arguments(args: ImageEvalArguments) -> str:
         if not os.path.isfile(args.reference_batch):
             raise FileNotFoundError(f"`--reference_batch` {args.reference_batch!r} is not a file.")
         resolve_inception_weights(args.inception_weights)
+    if task == "c2i" and (args.reward_funcs or args.reward_mix):
+        build_reward_terms(args.reward_funcs, args.reward_mix)
     if task == "t2i" or (task == "images" and args.prompts is not None):
         if args.prompts is None:
             raise ValueError(
@@ -808,30 +837,23 @@ def _load_generator(args: ImageEvalArguments, device: torch.device):
     return model, vq, vq_path
 
 
-def _reward_report(images, prompts, per_image_prompts, terms, images_per_prompt, batch_size):
-    scores = score_images(images, per_image_prompts, terms, batch_size)
+def _reward_report(images, per_image_prompts, terms, groups, batch_size, columns=None):
+    """Mean score per term (and the weighted total of several terms) overall and per group of images."""
+    scores = score_images(images, per_image_prompts, terms, batch_size, columns)
     weights = {name: weight for name, _, weight in terms}
-    summary = {name: _mean(values) for name, values in scores.items()}
     if len(terms) > 1:
-        totals = [
+        scores["weighted_total"] = [
             None
-            if all(scores[n][i] is None for n in scores)
-            else sum(weights[n] * (scores[n][i] or 0.0) for n in scores)
+            if all(scores[n][i] is None for n in weights)
+            else sum(weights[n] * (scores[n][i] or 0.0) for n in weights)
             for i in range(len(images))
         ]
-        scores["weighted_total"] = totals
-        summary["weighted_total"] = _mean(totals)
-    per_prompt = []
-    for p, prompt in enumerate(prompts):
-        rows = range(p * images_per_prompt, (p + 1) * images_per_prompt)
-        per_prompt.append(
-            {
-                "prompt": prompt,
-                "images": list(rows),
-                "scores": {name: _mean([values[i] for i in rows]) for name, values in scores.items()},
-            }
-        )
-    return summary, per_prompt
+    summary = {name: _mean(values) for name, values in scores.items()}
+    rows = [
+        {**key, "images": list(indices), "scores": {n: _mean([v[i] for i in indices]) for n, v in scores.items()}}
+        for key, indices in groups
+    ]
+    return summary, rows
 
 
 def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
@@ -883,6 +905,7 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
                 "dtype": args.dtype,
             }
         )
+        num_model_classes = model.config.num_classes
         if task == "c2i":
             class_ids = args.class_ids or list(range(args.num_classes or model.config.num_classes))
             bad = [c for c in class_ids if not 0 <= c < model.config.num_classes]
@@ -916,6 +939,7 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
     summary: dict[str, dict[str, float | None]] = {}
     model_index: list[dict[str, Any]] = []
     details: dict[str, Any] = {}
+    terms: list = []
     if args.reference_batch is not None and not args.sample_only:
         reference, _ = load_images(args.reference_batch)
         extractor = InceptionFeatureExtractor(args.inception_weights, device, args.metrics_batch_size)
@@ -937,21 +961,43 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
     if prompts is not None:
         terms = build_reward_terms(args.reward_funcs, args.reward_mix)
         per_image = [p for p in prompts for _ in range(images_per_prompt)]
-        rewards, per_prompt = _reward_report(images, prompts, per_image, terms, images_per_prompt, args.batch_size)
+        groups = [
+            ({"prompt": p}, range(i * images_per_prompt, (i + 1) * images_per_prompt)) for i, p in enumerate(prompts)
+        ]
+        rewards, details["per_prompt"] = _reward_report(images, per_image, terms, groups, args.batch_size)
         benchmark = args.benchmark_name or Path(args.prompts.rstrip("/")).stem
+        settings.update({"prompts": os.path.abspath(args.prompts), "num_prompts": len(prompts)})
+    elif task == "c2i" and (args.reward_funcs or args.reward_mix):
+        # AR-GRPO's text for class-conditional rewards: "a photo of {class}", and the `class_label` column.
+        terms = build_reward_terms(args.reward_funcs, args.reward_mix)
+        names = class_names(num_model_classes)
+        per_image = [f"a photo of {names[label]}" for label in labels]
+        groups = [
+            ({"class_label": int(c)}, np.flatnonzero(labels == c).tolist()) for c in sorted(set(labels.tolist()))
+        ]
+        rewards, details["per_class"] = _reward_report(
+            images,
+            per_image,
+            terms,
+            groups,
+            args.batch_size,
+            # The rewards template `class_name` before `class_label` (whose names would be ImageNet's whatever the
+            # generator's classes); a mix with `class_column: class_label` reads the labels.
+            {"class_name": [names[label] for label in labels], "class_label": labels.tolist()},
+        )
+        benchmark = args.benchmark_name or "class_prompts"
+    if terms:
         summary[benchmark] = rewards
-        details["per_prompt"] = per_prompt
         settings.update(
             {
-                "prompts": os.path.abspath(args.prompts),
-                "num_prompts": len(prompts),
                 "reward_funcs": [name for name, _, _ in terms],
                 "reward_weights": [weight for _, _, weight in terms],
             }
         )
         if args.reward_mix:
             settings["reward_mix"] = args.reward_mix
-        model_index += _metric_rows({benchmark: rewards}, "text-to-image", benchmark, benchmark)
+        task_type = "image-generation" if task == "c2i" else "text-to-image"
+        model_index += _metric_rows({benchmark: rewards}, task_type, benchmark, benchmark)
     report = {
         "kind": "image",
         "evaluator": "trl_ext.eval.image",
