@@ -224,7 +224,7 @@ def test_fid_reproduces_torch_fidelity_reference_number_on_cifar10():
 # --------------------------------------------------------------------------------------------------------------------
 def test_c2i_end_to_end_through_the_cli(tmp_path, inception_weights, capsys):
     gpt, vq = save_tiny_image_models(make_tiny_llamagen(), make_tiny_vq(), tmp_path / "models")
-    reference = tmp_path / "VIRTUAL_tiny_labeled.npz"
+    reference = tmp_path / "VIRTUAL_imagenet16_labeled.npz"
     ref_images = smooth_images(5, size=16, seed=3)
     # ADM's reference batches also carry precomputed TF statistics: they must be ignored, not mixed in.
     np.savez(reference, ref_images, mu=np.zeros(2048), sigma=np.eye(2048))
@@ -255,6 +255,9 @@ def test_c2i_end_to_end_through_the_cli(tmp_path, inception_weights, capsys):
     assert set(metrics) == {"fid", "sfid", "inception_score", "precision", "recall"}
     assert metrics["fid"] > 0 and metrics["inception_score"] >= 1.0
     assert {row["metric_type"] for row in saved["model_index"]} == set(metrics)
+    assert {(row["dataset_type"], row["dataset_name"]) for row in saved["model_index"]} == {
+        ("ILSVRC/imagenet-1k", "ImageNet 16x16")
+    }
     assert saved["settings"]["cfg_scale"] == 1.5 and saved["settings"]["top_k"] is None  # LlamaGen's eval defaults
     # The same samples scored again with --images: the same numbers (no generator, no resampling).
     again = evaluate(

@@ -944,7 +944,11 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
         reference, _ = load_images(args.reference_batch)
         extractor = InceptionFeatureExtractor(args.inception_weights, device, args.metrics_batch_size)
         metrics = compute_image_metrics(extractor(images), extractor(reference), device=device)
-        benchmark = args.benchmark_name or f"imagenet{reference.shape[1]}"
+        is_imagenet = "imagenet" in os.path.basename(args.reference_batch).lower()
+        size = f"{reference.shape[1]}x{reference.shape[2]}"
+        benchmark = args.benchmark_name or (
+            f"imagenet{reference.shape[1]}" if is_imagenet else Path(args.reference_batch).stem
+        )
         summary[benchmark] = metrics
         settings.update(
             {
@@ -957,7 +961,8 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
                 "reference_statistics": "recomputed from arr_0 (the npz's precomputed TF mu/sigma are not used)",
             }
         )
-        model_index += _metric_rows({benchmark: metrics}, "image-generation", "ILSVRC/imagenet-1k", benchmark)
+        dataset = ("ILSVRC/imagenet-1k", f"ImageNet {size}") if is_imagenet else (benchmark, benchmark)
+        model_index += _metric_rows({benchmark: metrics}, "image-generation", *dataset)
     if prompts is not None:
         terms = build_reward_terms(args.reward_funcs, args.reward_mix)
         per_image = [p for p in prompts for _ in range(images_per_prompt)]
@@ -987,6 +992,8 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
         )
         benchmark = args.benchmark_name or "class_prompts"
     if terms:
+        if benchmark in summary:  # --benchmark_name shared with the FID numbers
+            benchmark = f"{benchmark}-rewards"
         summary[benchmark] = rewards
         settings.update(
             {
