@@ -54,21 +54,24 @@ bilinear resize to 299 px reproduced. Weights are read from a local file (`incep
   nearest-neighbour radius (k=3) of some reference feature; recall swaps the roles.
 
 **Against ADM's TensorFlow evaluator** (TensorFlow 1.x graphs; not installable here in a useful way). What is known:
-torch-fidelity's Inception port reproduces the TF graph's outputs; its own test suite checks FID of 5,000 CIFAR-10
-train vs 5,000 CIFAR-10 test images against the TF reference implementation (TTUR) to a relative error below 1e-6
-(10.3233274) — with the real weights and CIFAR-10, neither reachable offline, so that test is reproduced here only
-when `TRL_EXT_INCEPTION_WEIGHTS` and the two image folders are provided. Remaining differences from ADM's numbers:
+torch-fidelity's Inception port reproduces the TF graph's outputs: its test suite bounds the `pool_3` and
+`logits_unbiased` differences from TF on CIFAR-10 batches at 1e-4 absolute / 1e-5 relative on CPU and 1e-3 / 1e-4 on
+GPU (`tests/precision/test_inception.py`; the 7-channel `mixed_6/conv` map of sFID is not covered there), and checks
+FID of 5,000 CIFAR-10 train vs 5,000 CIFAR-10 test images against the TF reference implementation (TTUR) to a
+relative error below 1e-6 (10.3233274, `tests/precision/test_metric_fid_fidelity.py`). Both need the real weights and
+CIFAR-10, neither reachable offline; the FID check is reproduced in `tests/test_eval_image.py` and runs when
+`TRL_EXT_INCEPTION_WEIGHTS` and the two image folders are provided. Remaining differences from ADM's numbers:
 (1) ADM's reference `.npz` carries precomputed TF statistics (`mu`, `sigma`, `mu_s`, `sigma_s`) which ADM uses when
 present; this module always recomputes the reference statistics from `arr_0` with the same extractor as the samples,
 so both sides see the same numerics (mixing TF reference statistics with PyTorch sample features would add the
 TF/PyTorch feature difference to the FID); (2) ADM's precision/recall computes pairwise distances in float16 (falling
-back to float32 only on overflow), this module in float32, so borderline neighbours can flip; (3) ADM's `sqrtm` vs the
-eigendecomposition here: identical in exact arithmetic, and measured to agree to 1e-6 relative on well-conditioned
-statistics (tests); (4) torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the
+back to float32 only on overflow), this module in float32, so borderline neighbours can flip; (3) ADM's `scipy.linalg.sqrtm(S1 S2)` vs
+the symmetric eigendecompositions here: identical in exact arithmetic; the tests check agreement to 1e-6 relative
+with a direct matrix square root of `S1 S2` (numpy eigenvectors; scipy is not a dependency here); (4) torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the
 original paper's); ADM's, and this module's, use Inception `pool_3`; (5) convolution numerics of the GPU libraries
 (cuDNN vs TF's kernels), not measured here. Measured here, on the same images with the same random-weight Inception:
 this module's FID equals `torch_fidelity.calculate_metrics`'s to 5e-6 relative, its Inception Score to 10 digits, its
-precision/recall exactly. Not measured: any number against the TF evaluator itself.
+precision/recall up to float32 rounding of the fractions. Not measured: any number against the TF evaluator itself.
 
 Example (random-weight Inception and tiny images: the numbers mean nothing, the pipeline is the real one):
 
