@@ -80,7 +80,8 @@ Example (random-weight Inception and tiny images: the numbers mean nothing, the 
 >>> import numpy as np
 >>> from trl_ext.eval.image import InceptionFeatureExtractor, compute_image_metrics
 >>> from trl_ext.testing_image import save_random_inception_weights
->>> weights = save_random_inception_weights(os.path.join(tempfile.mkdtemp(), "inception.pth"))
+>>> folder = tempfile.TemporaryDirectory()  # the weights file is 95 MB
+>>> weights = save_random_inception_weights(os.path.join(folder.name, "inception.pth"))
 >>> extractor = InceptionFeatureExtractor(weights, batch_size=4)
 >>> images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
 >>> features = extractor(images)
@@ -89,6 +90,7 @@ Example (random-weight Inception and tiny images: the numbers mean nothing, the 
 >>> metrics = compute_image_metrics(features, features)
 >>> abs(metrics["fid"]) < 1e-6, metrics["precision"], metrics["recall"]
 (True, 1.0, 1.0)
+>>> folder.cleanup()
 ```
 """
 
