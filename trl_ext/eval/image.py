@@ -46,7 +46,9 @@ bilinear resize to 299 px reproduced. Weights are read from a local file (`incep
   `np.cov` normalisation); the matrix square root is taken through symmetric eigendecompositions,
   `tr sqrt(S1 S2) = sum sqrt(eig(sqrt(S1) S2 sqrt(S1)))`, which is exact for covariance matrices and stays real.
 - sFID (ADM's): the same distance over the first 7 channels of `mixed_6/conv` (17x17 spatial, 2023 values), which is
-  the 1x1 branch of torch-fidelity's `Mixed_6d`, read with a forward hook. The order in which the 2023 values are
+  the 1x1 branch of torch-fidelity's `Mixed_6d` (its weight converter, `utils/util_convert_inception_weights.py`, maps
+  TF `mixed_6/conv` there with the output channels in order), read with a forward hook after its ReLU (taken to be the
+  op the TF tensor `mixed_6/conv:0` names; not checkable offline). The order in which the 2023 values are
   flattened differs from ADM's (NCHW vs NHWC), which the Fréchet distance does not see (a permutation of features).
 - Inception Score (ADM's): softmax of `pool_3 @ W` (the 1008-way logits without bias, torch-fidelity's
   `logits_unbiased`), `exp(mean KL(p(y|x) || p(y)))` over consecutive splits of 5,000 images, averaged.
