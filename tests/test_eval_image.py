@@ -21,6 +21,7 @@ from trl_ext.eval.image import (  # noqa: E402
     INCEPTION_WEIGHTS_URL,
     ImageEvalArguments,
     InceptionFeatureExtractor,
+    InceptionFeatures,
     compute_image_metrics,
     evaluate,
     fid_statistics,
@@ -240,6 +241,7 @@ def test_c2i_end_to_end_through_the_cli(tmp_path, inception_weights, capsys):
             "--image_size_eval", "16",
             "--batch_size", "4",
             "--metrics_batch_size", "5",
+            "--reference_features_cache", str(tmp_path / "reference_features.npz"),
         ]
     )  # fmt: skip
     folder = tmp_path / "run" / "eval"
@@ -267,6 +269,7 @@ def test_c2i_end_to_end_through_the_cli(tmp_path, inception_weights, capsys):
             reference_batch=str(reference),
             inception_weights=inception_weights,
             metrics_batch_size=5,
+            reference_features_cache=str(tmp_path / "reference_features.npz"),
         )
     )
     assert again["summary"]["imagenet16"] == pytest.approx(metrics)
@@ -362,6 +365,32 @@ def test_c2i_rewards_per_class_with_class_prompts(tmp_path, reward_mix):
         assert rows[c]["scores"]["clip_score"] == pytest.approx(np.mean([expected["clip_score"][i] for i in mine]))
     assert report["summary"]["class_prompts"]["pick_score"] == pytest.approx(np.mean(expected["pick_score"]))
     assert "## Per class label" in (tmp_path / "run" / "eval" / "report.md").read_text()
+
+
+def test_reference_features_cache_is_reused_only_for_the_same_files(tmp_path, inception_weights):
+    from trl_ext.eval.image import reference_features
+
+    class Recorder:
+        weights_path = inception_weights
+
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, images):
+            self.calls += 1
+            n = len(images)
+            return InceptionFeatures(np.full((n, 2048), 1.0), np.zeros((n, 1008)), np.zeros((n, 2023)))
+
+    reference = save_samples_npz(tmp_path / "ref.npz", smooth_images(4, size=8))
+    cache = str(tmp_path / "cache.npz")
+    extractor = Recorder()
+    first, shape = reference_features(extractor, reference, cache)
+    again, shape_again = reference_features(extractor, reference, cache)
+    assert extractor.calls == 1 and shape == shape_again == (4, 8, 8, 3)
+    np.testing.assert_array_equal(first.pool, again.pool)
+    os.utime(reference, (1, 1))  # a changed reference file: recomputed
+    reference_features(extractor, reference, cache)
+    assert extractor.calls == 2
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -297,6 +297,42 @@ class InceptionFeatureExtractor:
         )
 
 
+def reference_features(
+    extractor: InceptionFeatureExtractor, reference_batch: str, cache: str | None = None
+) -> tuple[InceptionFeatures, tuple[int, ...]]:
+    """
+    Inception features of a reference batch's `arr_0` (or image folder) and the images' shape, read from `cache` (an `.npz`) when it was
+    written for the same reference file (path, size, modification time) and Inception weights file, else computed
+    (and written to `cache` when given): the 10,000 ImageNet reference images need not be re-encoded per checkpoint.
+    """
+    weights = extractor.weights_path
+    stamp = {
+        "reference": os.path.abspath(reference_batch),
+        "reference_size": os.path.getsize(reference_batch),
+        "reference_mtime": os.path.getmtime(reference_batch),
+        "weights": os.path.abspath(weights) if weights else INCEPTION_WEIGHTS_URL,
+        "weights_size": os.path.getsize(weights) if weights else 0,
+    }
+    if cache is not None and os.path.isfile(cache):
+        with np.load(cache) as data:
+            if json.loads(str(data["stamp"])) == stamp:
+                features = InceptionFeatures(pool=data["pool"], logits=data["logits"], spatial=data["spatial"])
+                return features, tuple(int(d) for d in data["shape"])
+    images, _ = load_images(reference_batch)
+    features = extractor(images)
+    if cache is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(cache)), exist_ok=True)
+        np.savez(
+            cache,
+            stamp=json.dumps(stamp),
+            shape=np.asarray(images.shape),
+            pool=features.pool,
+            logits=features.logits,
+            spatial=features.spatial,
+        )
+    return features, images.shape
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Metrics
 # ----------------------------------------------------------------------------------------------------------------
@@ -740,6 +776,10 @@ class ImageEvalArguments:
             f"{ADM_REFERENCE_BATCH_URL}."
         },
     )
+    reference_features_cache: str | None = field(
+        default=None,
+        metadata={"help": "An .npz caching the reference batch's Inception features (reused when it matches)."},
+    )
     inception_weights: str | None = field(
         default=None,
         metadata={
@@ -948,19 +988,19 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
     details: dict[str, Any] = {}
     terms: list = []
     if args.reference_batch is not None and not args.sample_only:
-        reference, _ = load_images(args.reference_batch)
         extractor = InceptionFeatureExtractor(args.inception_weights, device, args.metrics_batch_size)
-        metrics = compute_image_metrics(extractor(images), extractor(reference), device=device)
+        reference, reference_shape = reference_features(extractor, args.reference_batch, args.reference_features_cache)
+        metrics = compute_image_metrics(extractor(images), reference, device=device)
         is_imagenet = "imagenet" in os.path.basename(args.reference_batch).lower()
-        size = f"{reference.shape[1]}x{reference.shape[2]}"
+        size = f"{reference_shape[1]}x{reference_shape[2]}"
         benchmark = args.benchmark_name or (
-            f"imagenet{reference.shape[1]}" if is_imagenet else Path(args.reference_batch).stem
+            f"imagenet{reference_shape[1]}" if is_imagenet else Path(args.reference_batch).stem
         )
         summary[benchmark] = metrics
         settings.update(
             {
                 "reference_batch": os.path.abspath(args.reference_batch),
-                "reference_images": len(reference),
+                "reference_images": reference_shape[0],
                 "inception": "torch-fidelity FeatureExtractorInceptionV3 (TF inception-2015-12-05)",
                 "inception_weights": extractor.weights_path or INCEPTION_WEIGHTS_URL,
                 "inception_score_split_size": 5000,
@@ -1059,6 +1099,7 @@ __all__ = [
     "load_prompts",
     "make_sampler",
     "precision_recall",
+    "reference_features",
     "report_markdown",
     "sample_caption_images",
     "sample_class_images",
