@@ -440,6 +440,9 @@ def test_c2i_without_reference_batch_fails_before_sampling(tmp_path):
     args = ImageEvalArguments(output_dir=str(tmp_path), model_name_or_path=gpt, vq_model_name_or_path=vq)
     with pytest.raises(ValueError, match="--reference_batch"):
         evaluate(args)
+    args.sample_only, args.class_ids = True, [3, 10]
+    with pytest.raises(ValueError, match=r"--class_ids` \[10\]"):
+        evaluate(args)
     assert not (tmp_path / "eval").exists()
 
 

@@ -836,7 +836,14 @@ def _check_arguments(args: ImageEvalArguments) -> str:
     if args.images is None:
         from ..models.llamagen import LlamaGenConfig
 
-        task = LlamaGenConfig.from_pretrained(args.model_name_or_path).condition_type
+        config = LlamaGenConfig.from_pretrained(args.model_name_or_path)
+        task = config.condition_type
+        if task == "c2i":
+            bad = [c for c in args.class_ids or [] if not 0 <= c < config.num_classes]
+            if bad:
+                raise ValueError(f"`--class_ids` {bad} lie outside the generator's classes [0, {config.num_classes}).")
+            if args.num_classes is not None and not 0 < args.num_classes <= config.num_classes:
+                raise ValueError(f"`--num_classes` must be in [1, {config.num_classes}] (the generator's classes).")
     else:
         task = "images"
         if not os.path.exists(args.images):
@@ -955,9 +962,6 @@ def evaluate(args: ImageEvalArguments) -> dict[str, Any]:
         num_model_classes = model.config.num_classes
         if task == "c2i":
             class_ids = args.class_ids or list(range(args.num_classes or model.config.num_classes))
-            bad = [c for c in class_ids if not 0 <= c < model.config.num_classes]
-            if bad:
-                raise ValueError(f"`--class_ids` {bad} outside [0, {model.config.num_classes}) (the model's classes).")
             labels = balanced_class_labels(class_ids, args.images_per_class, args.seed)
             images = sample_class_images(model, vq, labels, sampler, args.batch_size, args.seed, image_size)
             settings.update({"num_classes": len(class_ids), "images_per_class": args.images_per_class})
