@@ -67,7 +67,8 @@ CIFAR-10, neither reachable offline; the FID check is reproduced in `tests/test_
 present; this module always recomputes the reference statistics from `arr_0` with the same extractor as the samples,
 so both sides see the same numerics (mixing TF reference statistics with PyTorch sample features would add the
 TF/PyTorch feature difference to the FID); (2) ADM's precision/recall computes pairwise distances in float16 (falling
-back to float32 only on overflow), this module in float32, so borderline neighbours can flip; (3) ADM's `scipy.linalg.sqrtm(S1 S2)` vs
+back to float32 only on overflow), this module in float32, so borderline neighbours can flip (emulating ADM's float16 distances on 4,000 + 4,000
+synthetic low-rank features of `pool_3`'s scale, squared norms ~950, moved precision and recall by at most 0.002); (3) ADM's `scipy.linalg.sqrtm(S1 S2)` vs
 the symmetric eigendecompositions here: identical in exact arithmetic; the tests check agreement to 1e-6 relative
 with a direct matrix square root of `S1 S2` (numpy eigenvectors; scipy is not a dependency here); (4) torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the
 original paper's); ADM's, and this module's, use Inception `pool_3`; (5) convolution numerics of the GPU libraries
