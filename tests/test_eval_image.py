@@ -121,9 +121,9 @@ def test_fid_and_is_agree_with_torch_fidelity_calculate_metrics(inception_weight
     """
     The same images and the same (random, local) weights through torch-fidelity's top-level API: its FID (2048-d
     `pool_3`, eigenvalues of the non-symmetric product) and its IS (`logits_unbiased`, one split, no shuffle, which
-    is ADM's protocol below 5,000 images) vs ours. Tolerance: 1e-4 relative for FID (measured 5e-6: its eigenvalue route
-    sums square roots of ~2000 round-off eigenvalues of a rank-5 product; ours is exact), 1e-6 for IS (measured
-    equal to 10 digits).
+    is ADM's protocol below 5,000 images) vs ours. Tolerance: 1e-4 relative for FID (measured 5e-6: its eigenvalue
+    route sums square roots of ~2000 round-off eigenvalues of a rank-5 product; ours is exact), 1e-6 for IS
+    (measured equal to 10 digits).
     """
     noisy = NOISE_LEVELS[1]
     theirs = torch_fidelity.calculate_metrics(

@@ -63,20 +63,25 @@ FID of 5,000 CIFAR-10 train vs 5,000 CIFAR-10 test images against the TF referen
 relative error below 1e-6 (10.3233274, `tests/precision/test_metric_fid_fidelity.py`). Both need the real weights and
 CIFAR-10, neither reachable offline; the FID check is reproduced in `tests/test_eval_image.py` and runs when
 `TRL_EXT_INCEPTION_WEIGHTS` and the two image folders are provided. Remaining differences from ADM's numbers:
-(1) ADM's reference `.npz` carries precomputed TF statistics (`mu`, `sigma`, `mu_s`, `sigma_s`) which ADM uses when
-present; this module always recomputes the reference statistics from `arr_0` with the same extractor as the samples,
-so both sides see the same numerics (mixing TF reference statistics with PyTorch sample features would add the
-TF/PyTorch feature difference to the FID); (2) ADM's precision/recall computes pairwise distances in float16 (falling
-back to float32 only on overflow), this module in float32, so borderline neighbours can flip (emulating ADM's float16 distances on 4,000 + 4,000
-synthetic low-rank features of `pool_3`'s scale, squared norms ~950, moved precision and recall by at most 0.002); (3) ADM's `scipy.linalg.sqrtm(S1 S2)` vs
-the symmetric eigendecompositions here: identical in exact arithmetic; the tests check agreement to 1e-6 relative
-with a direct matrix square root of `S1 S2` (numpy eigenvectors; scipy is not a dependency here); (4) torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the
-original paper's); ADM's, and this module's, use Inception `pool_3`; (5) convolution numerics of the GPU libraries
-(cuDNN vs TF's kernels), not measured here. Measured here, on the same images with the same random-weight Inception:
-this module's FID equals `torch_fidelity.calculate_metrics`'s to 5e-6 relative (6 vs 6 images; with 3,000 vs 3,000
-synthetic 2048-d features, its `fid_statistics_to_metric` and [`frechet_distance`] agree to 2e-14 relative), its
-Inception Score to 10 digits, its precision/recall up to float32 rounding of the fractions. Not measured: any number
-against the TF evaluator itself.
+
+1. ADM's reference `.npz` carries precomputed TF statistics (`mu`, `sigma`, `mu_s`, `sigma_s`), which ADM uses when
+   present; this module always recomputes the reference statistics from `arr_0` with the same extractor as the
+   samples, so both sides see the same numerics (mixing TF reference statistics with PyTorch sample features would
+   add the TF/PyTorch feature difference to the FID).
+2. ADM's precision/recall computes pairwise distances in float16 (float32 only on overflow), this module in float32,
+   so borderline neighbours can flip: emulating ADM's float16 distances on 4,000 + 4,000 synthetic low-rank features
+   of `pool_3`'s scale (squared norms ~950) moved precision and recall by at most 0.002.
+3. ADM's `scipy.linalg.sqrtm(S1 S2)` vs the symmetric eigendecompositions here: identical in exact arithmetic; the
+   tests check agreement to 1e-6 relative with a direct matrix square root of `S1 S2` (numpy eigenvectors; scipy is
+   not a dependency here).
+4. torch-fidelity has no sFID, and its own precision/recall defaults to VGG16 features (the original paper's); ADM's,
+   and this module's, use Inception `pool_3`.
+5. Convolution numerics of the GPU libraries (cuDNN vs TF's kernels): not measured here.
+
+Measured here, on the same images with the same random-weight Inception: this module's FID equals
+`torch_fidelity.calculate_metrics`'s to 5e-6 relative (6 vs 6 images; with 3,000 vs 3,000 synthetic 2048-d features,
+its `fid_statistics_to_metric` and [`frechet_distance`] agree to 2e-14 relative), its Inception Score to 10 digits, its
+precision/recall up to float32 rounding of the fractions. Not measured: any number against the TF evaluator itself.
 
 Example (random-weight Inception and tiny images: the numbers mean nothing, the pipeline is the real one):
 
@@ -242,9 +247,9 @@ def resolve_inception_weights(path: str | None) -> str | None:
 
     if constants.HF_HUB_OFFLINE:
         raise ValueError(
-            "Offline (HF_HUB_OFFLINE=1) and no `--inception_weights`: FID/IS need torch-fidelity's InceptionV3 weights "
-            f"as a local file. Download {INCEPTION_WEIGHTS_URL} on a machine with internet and pass its path with "
-            f"`--inception_weights` (or set {INCEPTION_WEIGHTS_ENV})."
+            "Offline (HF_HUB_OFFLINE=1) and no `--inception_weights`: FID/IS need torch-fidelity's InceptionV3 "
+            f"weights as a local file. Download {INCEPTION_WEIGHTS_URL} on a machine with internet and pass its "
+            f"path with `--inception_weights` (or set {INCEPTION_WEIGHTS_ENV})."
         )
     return None
 
@@ -304,9 +309,10 @@ def reference_features(
     extractor: InceptionFeatureExtractor, reference_batch: str, cache: str | None = None
 ) -> tuple[InceptionFeatures, tuple[int, ...]]:
     """
-    Inception features of a reference batch's `arr_0` (or image folder) and the images' shape, read from `cache` (an `.npz`) when it was
-    written for the same reference file (path, size, modification time) and Inception weights file, else computed
-    (and written to `cache` when given): the 10,000 ImageNet reference images need not be re-encoded per checkpoint.
+    Inception features of a reference batch's `arr_0` (or image folder) and the images' shape, read from `cache` (an
+    `.npz`) when it was written for the same reference file (path, size, modification time) and Inception weights
+    file, else computed (and written to `cache` when given): the 10,000 ImageNet reference images need not be
+    re-encoded per checkpoint.
     """
     weights = extractor.weights_path
     stamp = {
