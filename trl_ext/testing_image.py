@@ -257,11 +257,52 @@ def make_llamagen_vq_state_dict(
     return state
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Inception for FID/IS tests
+# ----------------------------------------------------------------------------------------------------------------
+def save_random_inception_weights(path: str | os.PathLike, seed: int = 0, logit_std: float = 0.1) -> str:
+    """
+    Save a random-weight InceptionV3 state dict in exactly the layout torch-fidelity loads with
+    `feature_extractor_weights_path` (its `FeatureExtractorInceptionV3`: the TF-converted "pt_inception-2015-12-05"
+    module names, a 1008-way `fc`), and return `path`. Nothing is downloaded: the package's own module is built with
+    its weight loading skipped, re-initialised (He-normal convolutions, identity batch norms, so that activations keep
+    their scale through the 94 layers), and saved; torch-fidelity's strict `load_state_dict` then checks the layout
+    when the file is read back. Needs the `eval` extra (torch-fidelity).
+    """
+    from unittest import mock
+
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+
+    class _Unloaded(inception.FeatureExtractorInceptionV3):
+        def load_state_dict(self, state_dict, strict=True, assign=False):
+            return None  # keep the module's own initialisation; re-drawn below
+
+    with mock.patch.object(inception, "load_state_dict_from_url", lambda *args, **kwargs: {}):
+        model = _Unloaded("inception-v3-compat", ["2048"])
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
+            elif isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+        model.fc.weight.copy_(torch.randn(model.fc.weight.shape, generator=generator) * logit_std)
+        model.fc.bias.copy_(torch.randn(model.fc.bias.shape, generator=generator) * logit_std)
+    path = os.fspath(path)
+    torch.save(model.state_dict(), path)
+    return path
+
+
 __all__ = [
     "make_llamagen_gpt_state_dict",
     "make_llamagen_vq_state_dict",
     "make_tiny_llamagen",
     "make_tiny_t5_encoder",
     "make_tiny_vq",
+    "save_random_inception_weights",
     "save_tiny_image_models",
 ]
