@@ -360,6 +360,23 @@ def test_evalplus_time_limits_follow_the_canonical_solution(tmp_path):
     assert report["settings"]["min_time_limit"] == 1.0 and report["settings"]["gt_time_limit_factor"] == 4.0
 
 
+def add_report_to_a_card(folder):
+    """The evaluation report in `<folder>/eval/report.json`, added to a model card there by `add-eval` (as a user would)."""
+    import yaml
+
+    from trl_ext.model_card import main as model_card_main
+
+    (folder / "README.md").write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\ntags: [trl]\npipeline_tag: text-generation\n---\n\n# tiny\n\n"
+        "## Training procedure\n\nTrained with trl_ext.\n"
+    )
+    model_card_main(["add-eval", str(folder)])
+    text = (folder / "README.md").read_text()
+    assert text.count("## Evaluation") == 1 and text.index("## Evaluation") < text.index("## Training procedure")
+    results = yaml.safe_load(text.split("---")[1])["model-index"][0]["results"]
+    return text, sum(len(result["metrics"]) for result in results)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Tiny models end to end, loaded by path through the CLI
 # ---------------------------------------------------------------------------------------------------------------------
@@ -387,6 +404,9 @@ def test_tiny_diffusion_lm_end_to_end(tmp_path, family):
     assert set(report["summary"]["humaneval"]) == {"pass@1", "pass@2", "problems", "samples"}
     assert (output / "eval" / "report.md").read_text().startswith("## Code evaluation")
     assert len((output / "eval" / "samples.jsonl").read_text().splitlines()) == 4
+    # -> the model card: a table row per benchmark and one model-index entry per published number.
+    card, published = add_report_to_a_card(output)
+    assert "| humaneval |" in card and published == len(report["model_index"]) > 0
 
 
 def test_tiny_causal_lm_end_to_end_as_a_module(tmp_path):
@@ -413,6 +433,8 @@ def test_tiny_causal_lm_end_to_end_as_a_module(tmp_path):
         sample = problem["samples"][0]
         # A plain completion is appended to the prompt.
         assert sample["program"].startswith(_humaneval_rows()[int(problem["task_id"].split("/")[1])]["prompt"])
+    card, published = add_report_to_a_card(output)
+    assert "| humaneval |" in card and published == len(report["model_index"]) > 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import numpy as np
 import pytest
 import torch
+import yaml
 
 torch_fidelity = pytest.importorskip("torch_fidelity", reason="the `eval` extra (torch-fidelity) is not installed")
 
@@ -275,6 +276,18 @@ def test_c2i_end_to_end_through_the_cli(tmp_path, inception_weights, capsys):
     assert again["summary"]["imagenet16"] == pytest.approx(metrics)
     assert "| FID |" in (folder / "report.md").read_text()
     assert "FID" in capsys.readouterr().out
+    # -> the model card: the metrics as a table and as model-index entries.
+    (tmp_path / "run" / "README.md").write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: transformers\ntags: [trl]\npipeline_tag: unconditional-image-generation\n---\n\n"
+        "# tiny\n\n## Training procedure\n\nTrained with trl_ext.\n"
+    )
+    from trl_ext.model_card import main as model_card_main
+
+    model_card_main(["add-eval", str(tmp_path / "run")])
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "| imagenet16 |" in card and "python -m trl_ext.eval.image" in card
+    metadata = yaml.safe_load(card.split("---")[1])
+    assert {m["type"] for r in metadata["model-index"][0]["results"] for m in r["metrics"]} == set(metrics)
 
 
 @pytest.fixture(scope="module")
