@@ -108,8 +108,9 @@ def test_python_commands_take_their_flags(command):
     program = argv[1:3] if argv[1] == "-m" else argv[1:2]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     flags = [a.split("=")[0] for a in argv[len(program) + 1 :] if a.startswith("--")]
-    if program[0] == "-m" and program[1].endswith(".convert"):
-        program_help = [sys.executable, *program, argv[3], "--help"]  # a subcommand (gpt / vq) with its own flags
+    if program[0] == "-m" and program[1].endswith((".convert", ".model_card")):
+        # A subcommand (convert gpt / vq, model_card add-eval / validate) with its own flags.
+        program_help = [sys.executable, *program, argv[3], "--help"]
     else:
         program_help = [sys.executable, *program, "--help"]
     result = subprocess.run(program_help, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
