@@ -28,6 +28,7 @@ PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_MODE_FILTER = 2
 MAX_DETAIL = 300
+MAX_MESSAGE = 8 << 20  # a test's result message: a verdict, or the encoded values of its probes
 SETUP_FAILED_EXIT = 125
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -96,6 +97,68 @@ def _confine(job):
     resource.setrlimit(resource.RLIMIT_NPROC, (job["max_processes"], job["max_processes"]))
 
 
+_MAX_VALUE_NODES = 200000
+_MAX_VALUE_DEPTH = 400
+
+
+def _encode(value, budget, depth=0):
+    """
+    A probe's value as tagged JSON, copied through the built-in types' own methods (an overridden `__eq__`,
+    `__iter__` or `__class__` changes nothing); anything else is "opaque". Runs in the program's process, so its
+    output is only the program's answer: the verdict is taken outside (trl_ext.sandbox.checks).
+    """
+    budget[0] -= 1
+    if budget[0] < 0 or depth > _MAX_VALUE_DEPTH:
+        raise ValueError("probe value too large")
+    kind = type(value)
+    try:
+        if value is None:
+            return {"t": "none"}
+        if kind is bool:
+            return {"t": "bool", "v": value is True}
+        if isinstance(value, int):
+            return {"t": "int", "v": int.__format__(value, "x")}
+        if isinstance(value, float):
+            return {"t": "float", "v": float.__repr__(value)}
+        if isinstance(value, complex):
+            return {"t": "complex", "v": complex.__repr__(value)}
+        if isinstance(value, str):
+            budget[0] -= len(value) // 64
+            return {"t": "str", "v": str.__str__(value)}
+        if isinstance(value, bytes):
+            budget[0] -= len(value) // 32
+            return {"t": "bytes", "v": bytes.hex(value)}
+        if isinstance(value, bytearray):
+            budget[0] -= len(value) // 32
+            return {"t": "bytearray", "v": bytearray.hex(value)}
+        for tag, base in (("list", list), ("tuple", tuple), ("set", set), ("frozenset", frozenset)):
+            if isinstance(value, base):
+                return {"t": tag, "v": [_encode(item, budget, depth + 1) for item in base.__iter__(value)]}
+        if isinstance(value, dict):
+            # OrderedDict compares with order (to another OrderedDict), Counter with missing counts as zero.
+            tag = "dict"
+            for name in ("OrderedDict", "Counter"):
+                cls = getattr(sys.modules.get("collections"), name, None)
+                if cls is not None and isinstance(value, cls):
+                    tag = name.lower()
+            items = dict.items(value)
+            return {
+                "t": tag,
+                "v": [[_encode(k, budget, depth + 1), _encode(v, budget, depth + 1)] for k, v in items],
+            }
+        collections_module = sys.modules.get("collections")
+        deque = getattr(collections_module, "deque", None)
+        if deque is not None and isinstance(value, deque):
+            return {"t": "deque", "v": [_encode(item, budget, depth + 1) for item in deque.__iter__(value)]}
+        for module, name, tag in (("fractions", "Fraction", "fraction"), ("decimal", "Decimal", "decimal")):
+            cls = getattr(sys.modules.get(module), name, None)
+            if cls is not None and kind is cls:
+                return {"t": tag, "v": cls.__str__(value)}
+    except (TypeError, AttributeError):
+        pass  # a class that claims to be a built-in (`__class__`) without being one
+    return {"t": "opaque", "type": str(getattr(kind, "__name__", "object"))[:100]}
+
+
 def _child(job, test, write_fd, nonce):
     """Runs in the forked child: confine, then execute the untrusted code. Never returns."""
     try:
@@ -113,6 +176,17 @@ def _child(job, test, write_fd, nonce):
     try:
         namespace = {"__name__": "__main__", "__builtins__": __builtins__}
         exec(compile(job["code"], "<solution>", "exec"), namespace)
+        if isinstance(test, dict):
+            # A trusted-verdict test: only the probes run here; their plain values go back, the verdict is taken
+            # outside this process.
+            budget = [_MAX_VALUE_NODES]
+            values = [_encode(eval(compile(p, "<test>", "eval"), namespace), budget) for p in test["probes"]]
+            payload = json.dumps(values, separators=(",", ":"))
+            os.write(write_fd, f"values {nonce} ".encode())
+            view = memoryview(payload.encode())
+            while view:
+                view = view[os.write(write_fd, view) :]
+            os._exit(0)
         exec(compile(test, "<test>", "exec"), namespace)
         # Only reaching this line counts as a pass: `sys.exit(0)` or `os._exit(0)` in the program never get here.
         os.write(write_fd, f"pass {nonce}".encode())
@@ -184,7 +258,7 @@ def _run_test(job, test):
         _child(job, test, write_fd, nonce)
     os.close(write_fd)
     deadline = start + job["timeout"]
-    output = b""
+    output = bytearray()
     exited = False
     pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     watched = [read_fd] + ([pidfd] if pidfd is not None else [])
@@ -194,9 +268,9 @@ def _run_test(job, test):
             break
         ready, _, _ = select.select(watched, [], [], remaining if pidfd is not None else min(remaining, 0.01))
         if read_fd in ready:
-            chunk = os.read(read_fd, 4096)
+            chunk = os.read(read_fd, 65536)
             if chunk:
-                output = (output + chunk)[:4096]
+                output += chunk[: max(0, MAX_MESSAGE - len(output))]
             else:
                 watched.remove(read_fd)
         if pidfd is not None:
@@ -216,19 +290,28 @@ def _run_test(job, test):
         pass
     os.set_blocking(read_fd, False)
     try:
-        while len(output) < 4096:
-            chunk = os.read(read_fd, 4096)
+        while len(output) < MAX_MESSAGE:
+            chunk = os.read(read_fd, 65536)
             if not chunk:
                 break
-            output += chunk
+            output += chunk[: MAX_MESSAGE - len(output)]
     except BlockingIOError:
         pass
     os.close(read_fd)
     if pidfd is not None:
         os.close(pidfd)
     duration = time.monotonic() - start
-    text = output.decode(errors="replace")
-    if text == f"pass {nonce}":
+    text = bytes(output).decode(errors="replace")
+    prefix = f"values {nonce} "
+    if isinstance(test, dict) and exited and text.startswith(prefix):
+        try:
+            values = json.loads(text[len(prefix) :])
+        except ValueError:
+            return {"passed": False, "status": "failed", "detail": "probe values too large", "duration": duration}
+        return {"passed": False, "status": "values", "detail": "", "duration": duration, "values": values}
+    if isinstance(test, dict):
+        text = "" if text.startswith(prefix) else text  # cut off mid-message: a timeout, or killed while writing
+    if text == f"pass {nonce}" and not isinstance(test, dict):
         return {"passed": True, "status": "passed", "detail": "", "duration": duration}
     if not exited:
         return {"passed": False, "status": "timeout", "detail": f"exceeded {job['timeout']}s", "duration": duration}

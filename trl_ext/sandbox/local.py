@@ -30,6 +30,7 @@ from .base import (
     ScriptResult,
     TestResult,
 )
+from .checks import plan_test
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +201,11 @@ class LocalSandbox(CodeSandbox):
         extra_ro_binds (`Sequence[str]`, *optional*, defaults to `()`):
             Extra host directories made visible read-only inside bubblewrap (e.g. a site-packages directory with
             libraries the programs may import).
+        trusted_verdicts (`bool`, *optional*, defaults to `True`):
+            Take the verdict of single-`assert` tests outside the program's process
+            ([`~trl_ext.sandbox.checks.plan_test`]): the sandbox evaluates only the calls into the program and
+            returns their values as plain data, and the comparison runs here. Closes the reward hacks in which the
+            program returns an object equal to everything or reports its own pass. Other tests run in-process.
     """
 
     def __init__(
@@ -213,7 +219,9 @@ class LocalSandbox(CodeSandbox):
         max_file_size_mb: int = 16,
         python_executable: str | None = None,
         extra_ro_binds: Sequence[str] = (),
+        trusted_verdicts: bool = True,
     ):
+        self.trusted_verdicts = trusted_verdicts
         self.max_workers = max_workers or os.cpu_count() or 1
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
@@ -310,9 +318,11 @@ class LocalSandbox(CodeSandbox):
         if not tests:
             return []
         token = uuid.uuid4().hex
+        plans = [plan_test(test) if self.trusted_verdicts else None for test in tests]
         job = {
             "code": code,
-            "tests": tests,
+            # Tests with a trusted verdict send only their probes: the expected values never enter the sandbox.
+            "tests": [test if plan is None else {"probes": plan.probes} for test, plan in zip(tests, plans)],
             "timeout": timeout,
             "memory_bytes": self.memory_limit_mb * 1024 * 1024,
             "max_processes": self.max_processes,
@@ -336,7 +346,13 @@ class LocalSandbox(CodeSandbox):
         command = [*self._command_prefix, self.python_executable, "-I", "-S", "-B", "-c", _RUNNER_SOURCE]
         outer_timeout = self._outer_timeout(len(tests), timeout)
         stdout, stderr, timed_out = self._run_runner(command, env, cwd, job, outer_timeout, token, workdir)
-        return self._parse(stdout, stderr, tests, timed_out, outer_timeout)
+        results = self._parse(stdout, stderr, tests, timed_out, outer_timeout)
+        for index, plan in enumerate(plans):
+            values = getattr(results[index], "_values", None)
+            if plan is not None and values is not None:
+                passed, detail = plan.verdict(values)
+                results[index] = TestResult(passed, "passed" if passed else "failed", detail, results[index].duration)
+        return results
 
     def _run_runner(
         self, command: list[str], env: dict, cwd: str | None, job: dict, outer_timeout: float, token: str, workdir
@@ -391,12 +407,15 @@ class LocalSandbox(CodeSandbox):
         for line in lines[1:]:
             try:
                 record = json.loads(line)
-                results[record["index"]] = TestResult(
+                result = TestResult(
                     passed=bool(record["passed"]),
                     status=record["status"],
                     detail=record["detail"],
                     duration=record["duration"],
                 )
+                if record["status"] == "values":  # a trusted-verdict test: `_execute` takes the verdict
+                    result.passed, result.status, result._values = False, "failed", record["values"]
+                results[record["index"]] = result
             except (ValueError, KeyError, IndexError, TypeError):
                 continue
         # The runner was up, so it dying mid-way (e.g. the program killed its parent) is the program's fault.
