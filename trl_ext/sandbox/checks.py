@@ -240,6 +240,18 @@ def plan_test(test: str) -> TestPlan | None:
         # Names bound inside the test (comprehension variables, lambda arguments) would look like the program's, and
         # an expected value built with them would become a probe that the program answers: keep these in-process.
         return None
+    for node in ast.walk(module):
+        # Probes are evaluated eagerly: a call that `and` / `or` / `x if c else y` might skip must not become one
+        # (in-process it may never run, e.g. when it would raise).
+        lazy = (
+            node.values[1:]
+            if isinstance(node, ast.BoolOp)
+            else [node.body, node.orelse]
+            if isinstance(node, ast.IfExp)
+            else []
+        )
+        if any(_depends_on_program(operand) for operand in lazy):
+            return None
     splitter = _Splitter()
     try:
         body = splitter.visit(module.body[0].test)
