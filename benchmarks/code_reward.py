@@ -50,18 +50,26 @@ def main():
     use_bwrap = False if args.no_bwrap else None
 
     rows = []
-    for label, workers, sequential in (("one at a time", 1, True), (f"pool ({os.cpu_count()} workers)", None, False)):
-        with LocalSandbox(max_workers=workers, use_bwrap=use_bwrap) as sandbox:
+    pool = f"pool ({os.cpu_count()} workers)"
+    settings = (
+        ("one at a time", 1, True, True),
+        (pool, None, False, True),
+        # The cost of trusted verdicts (the comparison outside the program's process), in the same run.
+        (f"{pool}, in-process verdicts", None, False, False),
+    )
+    for label, workers, sequential, trusted in settings:
+        with LocalSandbox(max_workers=workers, use_bwrap=use_bwrap, trusted_verdicts=trusted) as sandbox:
             measure(sandbox, completions[:2], tests[:2], sequential)  # warm-up: page cache, thread start
             elapsed, mean_reward = measure(sandbox, completions, tests, sequential)
             isolation = sandbox.isolation
         rows.append((label, elapsed, executions / elapsed, mean_reward))
 
     print(f"{args.completions} completions x {args.tests} tests = {executions} executions, isolation: {isolation}")
-    print(f"{'mode':<22} {'seconds':>8} {'exec/s':>8} {'mean reward':>12}")
+    print(f"{'mode':<38} {'seconds':>8} {'exec/s':>8} {'mean reward':>12}")
     for label, elapsed, rate, mean_reward in rows:
-        print(f"{label:<22} {elapsed:>8.2f} {rate:>8.1f} {mean_reward:>12.3f}")
+        print(f"{label:<38} {elapsed:>8.2f} {rate:>8.1f} {mean_reward:>12.3f}")
     print(f"pool / one-at-a-time throughput ratio: {rows[1][2] / rows[0][2]:.2f}x")
+    print(f"trusted / in-process verdicts throughput ratio (pool): {rows[1][2] / rows[2][2]:.2f}x")
 
 
 if __name__ == "__main__":
