@@ -619,19 +619,13 @@ def build_reward_terms(
     [`~trl_ext.rewards.image.RewardMix`] YAML, which can point every reward at local weights) or `reward_funcs`
     (the names the AR-GRPO recipes accept, plus `pick_score` and `laion_aesthetic`), weight 1.
     """
-    from ..rewards.image import AR_GRPO_REWARD_FUNCS, RECIPE_MIXES, RewardMix, laion_aesthetic, pick_score
+    from ..rewards.image import AR_GRPO_REWARD_FUNCS, laion_aesthetic, pick_score
+    from ..rewards.image.mix import load_reward_mix
 
     if reward_mix and reward_funcs:
         raise ValueError("Set `--reward_mix` or `--reward_funcs`, not both.")
     if reward_mix:
-        if reward_mix in RECIPE_MIXES:
-            mix = RewardMix.ar_grpo(RECIPE_MIXES[reward_mix])
-        elif os.path.isfile(reward_mix):
-            mix = RewardMix.from_config(reward_mix)
-        else:
-            raise ValueError(
-                f"`--reward_mix` must be one of {sorted(RECIPE_MIXES)} or a YAML file, got {reward_mix!r}."
-            )
+        mix = load_reward_mix(reward_mix, option="--reward_mix")
         return [(term.name, term.reward, term.weight) for term in mix.terms]
     available = {**AR_GRPO_REWARD_FUNCS, "pick_score": pick_score, "laion_aesthetic": laion_aesthetic}
     names = list(reward_funcs or [])

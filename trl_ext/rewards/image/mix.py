@@ -313,6 +313,16 @@ AR_GRPO_T2I_MIX: dict[str, Any] = {
 RECIPE_MIXES = {"ar_grpo_c2i": "c2i", "ar_grpo_t2i": "t2i"}
 
 
+def load_reward_mix(reward_mix: str, option: str = "reward_mix") -> RewardMix:
+    """A [`RewardMix`] by recipe name (`"ar_grpo_c2i"`, `"ar_grpo_t2i"`) or from a mix YAML file (see
+    [`RewardMix.from_config`]); anything else raises a `ValueError` that names `option`."""
+    if reward_mix in RECIPE_MIXES:
+        return RewardMix.ar_grpo(RECIPE_MIXES[reward_mix])
+    if os.path.isfile(reward_mix):
+        return RewardMix.from_config(reward_mix)
+    raise ValueError(f"`{option}` must be one of {sorted(RECIPE_MIXES)} or a mix YAML file, got {reward_mix!r}.")
+
+
 def recipe_reward_funcs(
     reward_funcs: list[str] | None,
     reward_mix: str | None,
@@ -328,14 +338,7 @@ def recipe_reward_funcs(
     if reward_mix and reward_funcs:
         raise ValueError("Set `reward_mix` or `reward_funcs`, not both: the mix names its own rewards and weights.")
     if reward_mix:
-        if reward_mix in RECIPE_MIXES:
-            mix = RewardMix.ar_grpo(RECIPE_MIXES[reward_mix])
-        elif os.path.isfile(reward_mix):
-            mix = RewardMix.from_config(reward_mix)
-        else:
-            raise ValueError(
-                f"`reward_mix` must be one of {sorted(RECIPE_MIXES)} or a mix YAML file, got {reward_mix!r}."
-            )
+        mix = load_reward_mix(reward_mix)
         if training_args is not None:
             if training_args.reward_weights is None:
                 training_args.reward_weights = mix.reward_weights
@@ -358,6 +361,7 @@ def recipe_reward_funcs(
 
 __all__ = [
     "RECIPE_MIXES",
+    "load_reward_mix",
     "recipe_reward_funcs",
     "AR_GRPO_C2I_MIX",
     "AR_GRPO_STEP_THRESHOLDS",
