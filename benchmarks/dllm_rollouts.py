@@ -16,7 +16,7 @@ the model is confident about part of the canvas, as a trained one is (the speed 
 not depend on it).
 
     python benchmarks/dllm_rollouts.py                                  # CPU: 8 layers, hidden 512, vocab 32k, 256+256, batch 8
-    python benchmarks/dllm_rollouts.py --batch 2                        # the same shape, a quicker run
+    python benchmarks/dllm_rollouts.py --batch 2                        # the same shape, ~9 min on 2 cores (batch 8: > 40 min)
     python benchmarks/dllm_rollouts.py --device cuda --shape dream-7b   # bf16, SDPA; 10 x (200 prompt + 256)
 """
 
