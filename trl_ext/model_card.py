@@ -865,27 +865,26 @@ def push_eval_to_hub(
     from huggingface_hub import CommitOperationAdd, HfApi
 
     model_dir = os.fspath(model_dir)
-    report_path = os.fspath(report) if isinstance(report, (str, os.PathLike)) else None
     if report is None:
-        report_path = os.path.join(model_dir, EVAL_REPORT_PATH)
-        if not os.path.isfile(report_path):
+        report = os.path.join(model_dir, EVAL_REPORT_PATH)
+        if not os.path.isfile(report):
             raise FileNotFoundError(
-                f"No evaluation report at {report_path}: run `python -m trl_ext.eval.code` / `trl_ext.eval.image` "
+                f"No evaluation report at {report}: run `python -m trl_ext.eval.code` / `trl_ext.eval.image` "
                 "with `--output_dir` set to the model folder, or pass `--report`."
             )
-        report = report_path
     readme = os.path.join(model_dir, "README.md")
     if not os.path.isfile(readme):
         raise FileNotFoundError(f"{readme} not found: the model folder has no model card to add the results to.")
-    card = add_eval_report_to_card(readme, report)
-    operations = [CommitOperationAdd("README.md", card.content.encode("utf-8"))]
     loaded = load_eval_report(report)
-    operations.append(
-        CommitOperationAdd(EVAL_REPORT_PATH.replace(os.sep, "/"), json.dumps(loaded, indent=2).encode("utf-8"))
-    )
-    markdown = os.path.join(os.path.dirname(report_path), "report.md") if report_path else None
-    if markdown and os.path.isfile(markdown):
-        operations.append(CommitOperationAdd("eval/report.md", markdown))
+    card = add_eval_report_to_card(readme, loaded)
+    operations = [
+        CommitOperationAdd("README.md", card.content.encode("utf-8")),
+        CommitOperationAdd(EVAL_REPORT_PATH.replace(os.sep, "/"), json.dumps(loaded, indent=2).encode("utf-8")),
+    ]
+    if isinstance(report, (str, os.PathLike)) and os.path.isfile(report):
+        markdown = os.path.join(os.path.dirname(os.fspath(report)), "report.md")
+        if os.path.isfile(markdown):
+            operations.append(CommitOperationAdd("eval/report.md", markdown))
     commit = HfApi(token=token).create_commit(
         repo_id,
         operations,

@@ -543,6 +543,7 @@ def sample_caption_images(
     One image per prompt with a t2i generator: captions encoded by `text_encoder` (padded to the model's condition
     window, as [`~trl_ext.trainers.ARImageGRPOTrainer`] does), sampled, decoded. Returns `uint8 (N, H, W, 3)`.
     """
+    from ..generation.image_tokens import encode_captions
     from ..models.llamagen import decode_image_tokens
 
     device = next(model.parameters()).device
@@ -550,17 +551,7 @@ def sample_caption_images(
     images = []
     for start in range(0, len(prompts), batch_size):
         batch = list(prompts[start : start + batch_size])
-        tokens = tokenizer(
-            batch,
-            padding="max_length",
-            truncation=True,
-            max_length=model.config.num_condition_tokens,
-            return_tensors="pt",
-        ).to(text_encoder.device)
-        features = text_encoder(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
-        embeds, mask = model.prepare_captions(
-            features.last_hidden_state.float().to(device), tokens["attention_mask"].to(device)
-        )
+        embeds, mask, _ = encode_captions(model, text_encoder, tokenizer, batch, device)
         out = sampler.sample(model, caption_embeds=embeds, caption_mask=mask, generator=generator)
         pixels = decode_image_tokens(vq, out.image_token_ids.to(vq.quant_conv.weight.device))
         images.append(to_uint8_images(pixels, image_size))

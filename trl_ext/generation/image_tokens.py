@@ -90,6 +90,34 @@ def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = 
     return torch.searchsorted(cdf, u, right=True).clamp_(max=probs.size(-1) - 1)[:, 0]
 
 
+@torch.no_grad()
+def encode_captions(
+    model, text_encoder, tokenizer, captions: list[str], device, max_length: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """
+    The t2i condition of `captions`: tokenized to `max_length` (default: the model's `num_condition_tokens`), encoded
+    by `text_encoder`, fitted to the condition window with `model.prepare_captions`, on `device`.
+
+    Returns:
+        `(caption_embeds, caption_mask, tokens)`: the condition tensors and the tokenizer's output (on the CPU).
+    """
+    tokens = tokenizer(
+        list(captions),
+        padding="max_length",
+        truncation=True,
+        max_length=max_length or model.config.num_condition_tokens,
+        return_tensors="pt",
+    )
+    encoder_device = text_encoder.device
+    features = text_encoder(
+        input_ids=tokens["input_ids"].to(encoder_device), attention_mask=tokens["attention_mask"].to(encoder_device)
+    )
+    embeds, mask = model.prepare_captions(
+        features.last_hidden_state.float().to(device), tokens["attention_mask"].to(device)
+    )
+    return embeds, mask, tokens
+
+
 @dataclass
 class ImageTokenSamplerOutput:
     """

@@ -41,6 +41,7 @@ import builtins
 import collections
 import decimal
 import fractions
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +140,7 @@ def decode(node: Any) -> Any:
     raise ValueError(f"unknown probe value tag {tag!r}")
 
 
-@dataclass
+@dataclass(frozen=True)  # shared between calls by plan_test's cache
 class TestPlan:
     """
     How one `assert` test is checked with a trusted verdict: the probe expressions the sandbox evaluates in the
@@ -150,7 +151,7 @@ class TestPlan:
 
     source: str
     probes: list[str]
-    skeleton: ast.Expression
+    skeleton: Any  # the compiled skeleton expression
 
     def verdict(self, encoded_values: list[Any]) -> tuple[bool, str]:
         """`(passed, detail)` for the encoded probe values the sandbox sent back."""
@@ -160,9 +161,8 @@ class TestPlan:
             values = {f"__probe_{i}": decode(v) for i, v in enumerate(encoded_values)}
         except (ValueError, TypeError, KeyError, decimal.InvalidOperation) as error:
             return False, f"malformed probe value: {error}"[:300]
-        code = compile(self.skeleton, "<test>", "eval")
         try:
-            ok = eval(code, {"__builtins__": _SAFE_BUILTINS, **_SAFE_GLOBALS}, values)  # noqa: S307 (trusted skeleton)
+            ok = eval(self.skeleton, {"__builtins__": _SAFE_BUILTINS, **_SAFE_GLOBALS}, values)  # noqa: S307 (trusted skeleton)
             if type(ok) is _Opaque:
                 ok._refuse()
             passed = bool(ok)
@@ -225,6 +225,7 @@ class _Splitter(ast.NodeTransformer):
         return self._probe(node)
 
 
+@functools.lru_cache(maxsize=4096)  # a reward call runs the same tests for every completion of a prompt
 def plan_test(test: str) -> TestPlan | None:
     """
     The trusted-verdict plan of a test, or `None` when the test is not a single `assert` whose non-program parts
@@ -243,14 +244,9 @@ def plan_test(test: str) -> TestPlan | None:
     for node in ast.walk(module):
         # Probes are evaluated eagerly: a call that `and` / `or` / `x if c else y` might skip must not become one
         # (in-process it may never run, e.g. when it would raise).
-        lazy = (
-            node.values[1:]
-            if isinstance(node, ast.BoolOp)
-            else [node.body, node.orelse]
-            if isinstance(node, ast.IfExp)
-            else []
-        )
-        if any(_depends_on_program(operand) for operand in lazy):
+        if isinstance(node, ast.BoolOp) and any(map(_depends_on_program, node.values[1:])):
+            return None
+        if isinstance(node, ast.IfExp) and (_depends_on_program(node.body) or _depends_on_program(node.orelse)):
             return None
     splitter = _Splitter()
     try:
@@ -265,7 +261,7 @@ def plan_test(test: str) -> TestPlan | None:
         return None
     try:
         probes = [ast.unparse(probe) for probe in splitter.probes]
-        compile(skeleton, "<test>", "eval")
+        code = compile(skeleton, "<test>", "eval")
     except (ValueError, TypeError, SyntaxError, RecursionError):
         return None
-    return TestPlan(source=test, probes=probes, skeleton=skeleton)
+    return TestPlan(source=test, probes=probes, skeleton=code)

@@ -30,7 +30,7 @@ from .base import (
     ScriptResult,
     TestResult,
 )
-from .checks import plan_test
+from .checks import TestPlan, plan_test
 
 logger = logging.getLogger(__name__)
 
@@ -346,13 +346,7 @@ class LocalSandbox(CodeSandbox):
         command = [*self._command_prefix, self.python_executable, "-I", "-S", "-B", "-c", _RUNNER_SOURCE]
         outer_timeout = self._outer_timeout(len(tests), timeout)
         stdout, stderr, timed_out = self._run_runner(command, env, cwd, job, outer_timeout, token, workdir)
-        results = self._parse(stdout, stderr, tests, timed_out, outer_timeout)
-        for index, plan in enumerate(plans):
-            values = getattr(results[index], "_values", None)
-            if plan is not None and values is not None:
-                passed, detail = plan.verdict(values)
-                results[index] = TestResult(passed, "passed" if passed else "failed", detail, results[index].duration)
-        return results
+        return self._parse(stdout, stderr, plans, timed_out, outer_timeout)
 
     def _run_runner(
         self, command: list[str], env: dict, cwd: str | None, job: dict, outer_timeout: float, token: str, workdir
@@ -395,27 +389,25 @@ class LocalSandbox(CodeSandbox):
 
     @staticmethod
     def _parse(
-        stdout: bytes, stderr: bytes, tests: list[str], timed_out: bool, outer_timeout: float
+        stdout: bytes, stderr: bytes, plans: list[TestPlan | None], timed_out: bool, outer_timeout: float
     ) -> list[TestResult]:
+        """The runner's result lines, one per test; a trusted-verdict test's probe values are judged by its plan."""
         lines = stdout.decode(errors="replace").splitlines()
         if not lines or lines[0] != "READY":
             message = stderr.decode(errors="replace").strip()[-500:] or "the runner exited before starting"
             if timed_out:
                 raise SandboxInfraError(SANDBOX_START, f"runner not ready after {outer_timeout:.0f}s: {message}")
             raise SandboxInfraError(SANDBOX_START, message)
-        results: list[TestResult | None] = [None] * len(tests)
+        results: list[TestResult | None] = [None] * len(plans)
         for line in lines[1:]:
             try:
                 record = json.loads(line)
-                result = TestResult(
-                    passed=bool(record["passed"]),
-                    status=record["status"],
-                    detail=record["detail"],
-                    duration=record["duration"],
-                )
-                if record["status"] == "values":  # a trusted-verdict test: `_execute` takes the verdict
-                    result.passed, result.status, result._values = False, "failed", record["values"]
-                results[record["index"]] = result
+                index, passed, status, detail = record["index"], record["passed"], record["status"], record["detail"]
+                plan = plans[index]
+                if status == "values" and plan is not None:  # the verdict is taken here, not in the sandbox
+                    passed, detail = plan.verdict(record["values"])
+                    status = "passed" if passed else "failed"
+                results[index] = TestResult(bool(passed), status, detail, record["duration"])
             except (ValueError, KeyError, IndexError, TypeError):
                 continue
         # The runner was up, so it dying mid-way (e.g. the program killed its parent) is the program's fault.

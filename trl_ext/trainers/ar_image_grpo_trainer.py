@@ -16,7 +16,7 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from ..distributed import frozen_model_loading, materialize_frozen
-from ..generation.image_tokens import ImageTokenSampler
+from ..generation.image_tokens import ImageTokenSampler, encode_captions
 from ..model_card import write_model_card
 from ..models.llamagen import (
     LlamaGenForImageGeneration,
@@ -261,18 +261,10 @@ class ARImageGRPOTrainer(RunGuardsMixin, ExactResumeMixin, GRPOTrainer):
         # Each prompt is repeated num_generations times: encode the distinct captions once.
         captions = [example["prompt"] for example in inputs]
         unique = list(dict.fromkeys(captions))
-        tokens = self.processing_class(
-            unique,
-            padding="max_length",
-            truncation=True,
-            max_length=self.args.max_caption_length or config.num_condition_tokens,
-            return_tensors="pt",
-        ).to(device)
-        with torch.no_grad():
-            features = self.text_encoder(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
-        embeds, mask = self._unwrapped_generator().prepare_captions(
-            features.last_hidden_state.float(), tokens["attention_mask"]
-        )
+        embeds, mask, tokens = encode_captions(
+            self._unwrapped_generator(), self.text_encoder, self.processing_class, unique, device,
+            max_length=self.args.max_caption_length,
+        )  # fmt: skip
         index = torch.tensor([unique.index(caption) for caption in captions], device=device)
         ids = [row[m.bool()].tolist() for row, m in zip(tokens["input_ids"], tokens["attention_mask"], strict=True)]
         return {"caption_embeds": embeds[index], "caption_mask": mask[index]}, [ids[i] for i in index.tolist()]
