@@ -409,6 +409,23 @@ def test_tiny_diffusion_lm_end_to_end(tmp_path, family):
     assert "| humaneval |" in card and published == len(report["model_index"]) > 0
 
 
+@pytest.mark.parametrize("family", ["dream", "llada"])
+def test_published_checkpoint_layouts_load_and_decode(tmp_path, family):
+    """The DiffuCoder/Dream and LLaDA repositories' own layout (remote-code config, sharded safetensors, their
+    tokenizer files), as `trl_ext.testing_dllm` writes it: detected as a dLLM and decoded by path."""
+    from trl_ext.testing_dllm import write_dream_checkpoint, write_llada_checkpoint
+
+    write = write_dream_checkpoint if family == "dream" else write_llada_checkpoint
+    model_dir = str(tmp_path / family)
+    write(model_dir)
+    report = code_eval.main(
+        ["--model_name_or_path", model_dir, "--output_dir", str(tmp_path / "out"), "--limit", "2",
+         "--max_new_tokens", "8", "--batch_size", "2"]
+    )  # fmt: skip
+    assert report["settings"]["model_kind"] == "diffusion" and report["settings"]["diffusion_type"] == family
+    assert report["summary"]["humaneval"]["samples"] == 2
+
+
 def test_tiny_causal_lm_end_to_end_as_a_module(tmp_path):
     from trl_ext.testing import make_tiny_causal_lm, make_tokenizer, save_tiny_model
 
